@@ -1,0 +1,119 @@
+//! The domain's errors. Each variant is one AMS outcome; the HTTP edge turns
+//! them into status codes and the exact messages of contract §2.2 in one
+//! exhaustive `match`, so no error can silently become the wrong status.
+
+use crate::storage::StoreError;
+
+/// Which body failed to decode; selects the `Invalid <Resource> Arguments` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// `Invalid Message Arguments`.
+    Message,
+    /// `Invalid Pull Parameters Arguments`.
+    PullParameters,
+    /// `Invalid Subscription Arguments`.
+    Subscription,
+    /// `Invalid Offset Arguments`.
+    Offset,
+    /// `Invalid Project Arguments`.
+    Project,
+    /// `Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments`.
+    AckDeadline,
+    /// `Invalid Request Body` (status `BAD_REQUEST`).
+    Request,
+}
+
+/// An AMS error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path variable fails `^[a-zA-Z0-9_-]+$`; carries the variable's name.
+    #[error("Invalid {0} name")]
+    InvalidName(&'static str),
+    /// No token, an unknown token, or no roles here.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// Roles do not allow the route.
+    #[error("Access to this resource is forbidden")]
+    Forbidden,
+    /// The URL's project does not exist (auth layer wording).
+    #[error("project doesn't exist")]
+    ProjectMissing,
+    /// Topic not found.
+    #[error("Topic doesn't exist")]
+    TopicNotFound,
+    /// Subscription not found.
+    #[error("Subscription doesn't exist")]
+    SubscriptionNotFound,
+    /// Schema not found.
+    #[error("Schema doesn't exist")]
+    SchemaNotFound,
+    /// Create clash.
+    #[error("Project already exists")]
+    ProjectExists,
+    /// Create clash.
+    #[error("Topic already exists")]
+    TopicExists,
+    /// Create clash.
+    #[error("Subscription already exists")]
+    SubscriptionExists,
+    /// A body did not decode.
+    #[error("invalid body: {0:?}")]
+    InvalidBody(Body),
+    /// Acknowledge body did not decode.
+    #[error("Invalid ack parameter")]
+    InvalidAckParameter,
+    /// Missing or malformed ack ids.
+    #[error("Invalid ack id")]
+    InvalidAckId,
+    /// `pageSize` is not an integer.
+    #[error("Invalid page size")]
+    InvalidPageSize,
+    /// `pageToken` is not a cursor.
+    #[error("Invalid page token")]
+    InvalidPageToken,
+    /// `:modifyOffset` outside `[min, max]`.
+    #[error("Offset out of bounds")]
+    OffsetOutOfBounds,
+    /// `:timeToOffset` time format.
+    #[error("Time is not in valid Zulu format.")]
+    InvalidZuluTime,
+    /// Subscription create: `topic` is not `projects/{p}/topics/{t}`.
+    #[error("Invalid Topic name")]
+    InvalidTopicReference,
+    /// Schema reference is not `projects/{p}/schemas/{s}`.
+    #[error("wrong schema name declaration")]
+    WrongSchemaName,
+    /// Project rename to a taken name.
+    #[error("invalid project name change, name already exists")]
+    ProjectNameTaken,
+    /// A message over the size limit.
+    #[error("Message size is too large")]
+    MessageTooLarge,
+    /// A request body over the server's body limit.
+    #[error("Request body is too large")]
+    BodyTooLarge,
+    /// Push operation while push is disabled.
+    #[error("Push functionality is currently disabled")]
+    PushDisabled,
+    /// Pull from a subscription whose topic was deleted.
+    #[error("Subscription's topic doesn't exist")]
+    SubscriptionTopicMissing,
+    /// `:timeToOffset` past the newest message.
+    #[error("Timestamp is out of bounds for the subscription's topic/partition")]
+    TimestampOutOfBounds,
+    /// Acknowledge with nothing pending (a 500 in AMS).
+    #[error("no ack pending")]
+    NoAckPending,
+    /// Acknowledge of an id outside the pending range (a 500 in AMS).
+    #[error("wrong ack")]
+    WrongAck,
+    /// Acknowledge after the deadline.
+    #[error("ack timeout")]
+    AckTimeout,
+    /// The backend failed.
+    #[error("backend: {0}")]
+    Backend(#[from] StoreError),
+}
+
+/// Result of a domain operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,165 @@
+//! The AMS domain: every rule of the API that is not about HTTP.
+//!
+//! [`Ams`] is a cheap-to-clone handle over the two storage backends and a
+//! clock. Each resource module adds its operations to it; transports call one
+//! operation per request with the [`auth::Context`] the pipeline established.
+//!
+//! # Layout
+//! * [`auth`]: route → roles table, [`auth::Caller`], token checks.
+//! * [`projects`], [`topics`], [`subscriptions`]: resource management.
+//! * [`messages`]: publish, pull, acknowledge, offsets and time seeks.
+//! * [`paging`]: newest-first pagination tokens.
+//! * [`model`]: stored records and the cursor state machine.
+//! * [`storage`]: the backend traits ([`MessageLog`], [`MetadataStore`]).
+//! * [`clock`]: injected time.
+//! * [`error`]: [`Error`], one variant per AMS outcome.
+//! * `conformance` (feature `testing`): the suite every backend must pass.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod auth;
+pub mod clock;
+#[cfg(feature = "testing")]
+pub mod conformance;
+pub mod error;
+pub mod messages;
+pub mod model;
+pub mod paging;
+pub mod projects;
+pub mod storage;
+pub mod subscriptions;
+pub mod topics;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use storage::{MessageLog, MetadataStore};
+
+use auth::{Caller, Context, Route};
+
+/// Limits and switches of the domain.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configured service token (full access); `None` disables it.
+    pub service_token: Option<String>,
+    /// Largest accepted message (data plus attributes), in bytes.
+    pub max_message_bytes: usize,
+    /// Longest a `returnImmediately: "false"` pull waits for a first message.
+    pub long_poll_max: Duration,
+    /// Payload bytes a single pull returns at most (at least one message).
+    pub max_pull_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            service_token: None,
+            max_message_bytes: 1_500_000,
+            long_poll_max: Duration::from_secs(5),
+            max_pull_bytes: 32 << 20,
+        }
+    }
+}
+
+struct Shared {
+    meta: Arc<dyn MetadataStore>,
+    log: Arc<dyn MessageLog>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+/// The domain service handle.
+#[derive(Clone)]
+pub struct Ams(Arc<Shared>);
+
+impl Ams {
+    /// Assembles the domain over its backends.
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        log: Arc<dyn MessageLog>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            meta,
+            log,
+            clock,
+            settings,
+        }))
+    }
+
+    pub(crate) fn meta(&self) -> &dyn MetadataStore {
+        self.0.meta.as_ref()
+    }
+
+    pub(crate) fn log(&self) -> &dyn MessageLog {
+        self.0.log.as_ref()
+    }
+
+    pub(crate) fn now(&self) -> ams_types::Timestamp {
+        self.0.clock.now()
+    }
+
+    /// The domain's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Steps 2-6 of the request pipeline (contract §1.2), after the transport
+    /// validated the path's names: token presence (401), the URL project's
+    /// existence (404, before the token is checked), the service token, then the
+    /// route's roles (403).
+    pub async fn authorize(
+        &self,
+        route: Route,
+        token: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<Context> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(Error::Unauthorized)?;
+        let project = match project {
+            Some(name) if route != Route::ProjectsCreate => Some(
+                self.meta()
+                    .project_by_name(name)
+                    .await?
+                    .ok_or(Error::ProjectMissing)?,
+            ),
+            _ => None,
+        };
+        let caller = match &self.settings().service_token {
+            Some(service) if auth::secrets_equal(service, token) => Caller::service(),
+            // User tokens arrive with users and roles; until then nobody else has
+            // roles here, which the pipeline answers with 401.
+            _ => return Err(Error::Unauthorized),
+        };
+        if !caller.roles.iter().any(|r| route.roles().contains(r)) {
+            return Err(Error::Forbidden);
+        }
+        Ok(Context { caller, project })
+    }
+
+    /// Deletes message logs whose topic no longer exists (left behind by a crash
+    /// between deleting a topic's record and its log). Run once at start-up.
+    pub async fn remove_orphan_logs(&self) -> Result<usize> {
+        let mut live = std::collections::HashSet::new();
+        for project in self.meta().list_projects().await? {
+            let page = self
+                .meta()
+                .list_topics(project.uuid, storage::PageRequest::default())
+                .await?;
+            live.extend(page.items.into_iter().map(|t| t.log_id));
+        }
+        let mut removed = 0;
+        for id in self.log().list().await? {
+            if !live.contains(&id) {
+                let orphan = storage::LogRef {
+                    id,
+                    project: uuid::Uuid::nil(),
+                    topic: String::new(),
+                };
+                self.log().delete(&orphan).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,219 @@
+//! The records the domain keeps: projects, topics, subscriptions and their
+//! cursors. Plain data; the rules that change them live in the resource modules
+//! ([`crate::projects`], [`crate::topics`], [`crate::subscriptions`]) and, for the
+//! cursor, in [`Cursor`]'s own methods so that they can be tested without I/O.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use ams_types::Timestamp;
+
+/// Default ack deadline of a subscription (seconds), also used when a create asks for 0.
+pub const DEFAULT_ACK_DEADLINE: i64 = 10;
+
+/// A project: the tenant that owns topics and subscriptions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Internal identity; stays the same across renames, never exposed on the wire.
+    pub uuid: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_on: Timestamp,
+    /// Last change.
+    pub modified_on: Timestamp,
+    /// UUID of the user who created it; `None` for the service token.
+    pub created_by: Option<Uuid>,
+}
+
+/// A topic and the log that holds its messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    /// Owning project.
+    pub project: Uuid,
+    /// Name, unique in the project.
+    pub name: String,
+    /// The message log of this incarnation of the topic.
+    pub log_id: Uuid,
+    /// Creation time.
+    pub created_on: Timestamp,
+    /// Creation sequence number, assigned by the store: the pagination cursor.
+    pub seq: u64,
+}
+
+/// A subscription: a cursor over one topic's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Owning project.
+    pub project: Uuid,
+    /// Name, unique in the project.
+    pub name: String,
+    /// Name of the topic (in the same project) it reads. The topic may have been
+    /// deleted, or deleted and re-created, since.
+    pub topic: String,
+    /// Seconds a pull's messages may stay unacknowledged. Stored as given on create
+    /// (the original does not range-check it there); `:modifyAckDeadline` keeps it in 0..=600.
+    pub ack_deadline: i64,
+    /// Creation time.
+    pub created_on: Timestamp,
+    /// Creation sequence number, assigned by the store: the pagination cursor.
+    pub seq: u64,
+    /// Where the subscription stands in its topic's log.
+    pub cursor: Cursor,
+}
+
+/// A subscription's position, with the pending-ack bookkeeping of AMS (contract §6.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Committed position: the next message to deliver; everything below is acknowledged.
+    pub offset: u64,
+    /// One past the last message returned by the latest pull; `0` means "nothing pending".
+    pub next_offset: u64,
+    /// Second (Unix time) of the latest pull; `None` when nothing is pending.
+    pub pending_since: Option<i64>,
+}
+
+/// Why a cursor change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CursorRefusal {
+    /// No pull is waiting for an acknowledgement.
+    #[error("no ack pending")]
+    NoAckPending,
+    /// The id is already acknowledged or beyond the latest pull.
+    #[error("wrong ack")]
+    WrongAck,
+    /// The latest pull's ack deadline has passed.
+    #[error("ack timeout")]
+    AckTimeout,
+    /// The committed offset moved since the caller read it (a concurrent ack or
+    /// seek); the caller should read again.
+    #[error("cursor moved")]
+    Moved,
+}
+
+impl Cursor {
+    /// A cursor that starts at `offset` with nothing pending.
+    pub fn at(offset: u64) -> Self {
+        Self {
+            offset,
+            next_offset: 0,
+            pending_since: None,
+        }
+    }
+
+    /// Records a pull that started at `start` (the committed offset, raised to the
+    /// log's min if messages expired) and returned `count` messages at `now_secs`.
+    /// Refuses with [`CursorRefusal::Moved`] if the committed offset is no longer
+    /// `expected_offset`, so that a pull racing an ack re-reads.
+    pub fn record_pull(
+        &mut self,
+        expected_offset: u64,
+        start: u64,
+        count: u64,
+        now_secs: i64,
+    ) -> Result<(), CursorRefusal> {
+        if self.offset != expected_offset {
+            return Err(CursorRefusal::Moved);
+        }
+        self.offset = start;
+        self.next_offset = start + count;
+        self.pending_since = Some(now_secs);
+        Ok(())
+    }
+
+    /// Cumulative acknowledgement of every offset up to and including
+    /// `highest_id`, with the checks of contract §6.4 step 6, in their order.
+    pub fn acknowledge(
+        &mut self,
+        highest_id: u64,
+        ack_deadline: i64,
+        now_secs: i64,
+    ) -> Result<(), CursorRefusal> {
+        if self.next_offset == 0 {
+            return Err(CursorRefusal::NoAckPending);
+        }
+        let n = highest_id.saturating_add(1);
+        if n <= self.offset || n > self.next_offset {
+            return Err(CursorRefusal::WrongAck);
+        }
+        let pulled_at = self.pending_since.unwrap_or(i64::MIN);
+        if now_secs.saturating_sub(pulled_at) > ack_deadline {
+            return Err(CursorRefusal::AckTimeout);
+        }
+        *self = Cursor::at(n);
+        Ok(())
+    }
+
+    /// Moves the committed offset (`:modifyOffset`), dropping whatever was pending.
+    pub fn seek(&mut self, offset: u64) {
+        *self = Cursor::at(offset);
+    }
+
+    /// Raises the committed offset to `min` when messages below it expired,
+    /// dropping whatever was pending. Returns whether anything changed.
+    pub fn catch_up(&mut self, min: u64) -> bool {
+        if self.offset < min {
+            self.seek(min);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_of_a_pull_that_returned_nothing_at_zero_is_no_ack_pending() {
+        let mut c = Cursor::at(0);
+        c.record_pull(0, 0, 0, 100).unwrap();
+        assert_eq!(c.acknowledge(0, 10, 100), Err(CursorRefusal::NoAckPending));
+    }
+
+    #[test]
+    fn ack_of_an_empty_pull_past_zero_is_wrong_ack() {
+        let mut c = Cursor::at(5);
+        c.record_pull(5, 5, 0, 100).unwrap();
+        assert_eq!(c.acknowledge(5, 10, 100), Err(CursorRefusal::WrongAck));
+        assert_eq!(c.acknowledge(4, 10, 100), Err(CursorRefusal::WrongAck));
+    }
+
+    #[test]
+    fn deadline_is_inclusive_in_whole_seconds() {
+        let mut c = Cursor::at(0);
+        c.record_pull(0, 0, 3, 100).unwrap();
+        let before = c;
+        assert_eq!(c.acknowledge(2, 10, 111), Err(CursorRefusal::AckTimeout));
+        assert_eq!(c, before, "an expired ack changes nothing");
+        c.acknowledge(2, 10, 110).unwrap();
+        assert_eq!(c, Cursor::at(3));
+    }
+
+    #[test]
+    fn ack_is_cumulative_and_may_be_lower_than_the_pull() {
+        let mut c = Cursor::at(10);
+        c.record_pull(10, 10, 5, 0).unwrap();
+        c.acknowledge(11, 10, 0).unwrap();
+        assert_eq!(c, Cursor::at(12));
+        assert_eq!(c.acknowledge(11, 10, 0), Err(CursorRefusal::NoAckPending));
+    }
+
+    #[test]
+    fn a_pull_racing_an_ack_is_told_to_reread() {
+        let mut c = Cursor::at(3);
+        assert_eq!(c.record_pull(2, 2, 1, 0), Err(CursorRefusal::Moved));
+    }
+
+    #[test]
+    fn catch_up_only_moves_forward() {
+        let mut c = Cursor::at(5);
+        c.record_pull(5, 5, 2, 0).unwrap();
+        assert!(!c.catch_up(3));
+        assert!(c.catch_up(6));
+        assert_eq!(c, Cursor::at(6));
+    }
+}

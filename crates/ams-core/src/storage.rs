@@ -1,0 +1,270 @@
+//! The storage boundary: what the domain needs from a backend.
+//!
+//! Two traits, as in the original (Kafka for messages, MongoDB for the rest):
+//! [`MessageLog`] holds every topic's append-only message log, and
+//! [`MetadataStore`] holds projects, topics, subscriptions and cursors. Nothing
+//! outside a backend crate may assume that state lives in this process, so the
+//! same domain code runs over the embedded store and, later, Kafka + PostgreSQL.
+//! Each backend must pass [`crate::conformance`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{Cursor, CursorRefusal, Project, Subscription, Topic};
+
+/// An error a backend reports. The domain maps every one of them to a 500
+/// `Backend Error`/`Internal error while querying datastore`; users never cause these.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct StoreError {
+    /// What the backend was doing.
+    pub context: String,
+    /// The underlying cause (I/O, corruption, engine error).
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps a cause with a short description of the operation that failed.
+    pub fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Result type of storage operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Names one topic's log. The embedded log keys its files by `id`; a Kafka log
+/// derives its topic name from `project` and `topic` as the original does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LogRef {
+    /// Unique per topic incarnation: re-creating a deleted topic gets a new id and
+    /// therefore a fresh log starting at offset 0.
+    pub id: Uuid,
+    /// The owning project's UUID (stable across project renames).
+    pub project: Uuid,
+    /// The topic's name within the project.
+    pub topic: String,
+}
+
+/// One message handed to [`MessageLog::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Attributes, sorted by key (the wire renders them sorted).
+    pub attributes: Vec<(String, String)>,
+    /// The `data` string exactly as the publisher sent it (opaque, usually base64).
+    pub data: String,
+}
+
+/// A message read back from a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The message's offset in its topic log (= its messageId).
+    pub offset: u64,
+    /// Publish time, nanoseconds since the Unix epoch, UTC.
+    pub publish_time_ns: i64,
+    /// Attributes, sorted by key.
+    pub attributes: Vec<(String, String)>,
+    /// The `data` string as published.
+    pub data: String,
+}
+
+/// Where a log starts and ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LogBounds {
+    /// Oldest retained offset.
+    pub min: u64,
+    /// One past the newest offset: the next offset to be written.
+    pub max: u64,
+}
+
+/// What [`MessageLog::append`] assigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the first message of the batch; the others follow densely.
+    pub first_offset: u64,
+    /// Publish time recorded for the batch (never earlier than the previous batch's).
+    pub publish_time_ns: i64,
+}
+
+/// Append-only, per-topic message logs with dense offsets starting at 0.
+///
+/// A log that was never appended to (or that does not exist) is empty with
+/// bounds `0..0`; logs are created on first append, so a crash between creating a
+/// topic's metadata and its log leaves nothing inconsistent.
+#[async_trait]
+pub trait MessageLog: Send + Sync + 'static {
+    /// Appends `messages` as one batch and answers once the batch is durable in
+    /// the backend's configured tier. Offsets are assigned atomically: concurrent
+    /// appends never share an id. `publish_time_ns` is the domain clock's now; the
+    /// log may raise it to keep publish times monotonic per topic.
+    async fn append(
+        &self,
+        log: &LogRef,
+        messages: Vec<NewMessage>,
+        publish_time_ns: i64,
+    ) -> StoreResult<Appended>;
+
+    /// Reads messages with offsets `from..`, at most `max_messages` of them and,
+    /// past the first message, at most about `max_bytes` of payload. Returns fewer
+    /// (possibly none) when the log ends. Offsets below `min` are not returned: the
+    /// read starts at `max(from, min)`.
+    async fn read(
+        &self,
+        log: &LogRef,
+        from: u64,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> StoreResult<Vec<StoredMessage>>;
+
+    /// The log's current bounds.
+    async fn bounds(&self, log: &LogRef) -> StoreResult<LogBounds>;
+
+    /// The offset of the first retained message whose publish time, truncated to
+    /// milliseconds, is at or after `time_ms`; `None` if every retained message is
+    /// older (or the log is empty).
+    async fn offset_at_time(&self, log: &LogRef, time_ms: i64) -> StoreResult<Option<u64>>;
+
+    /// Waits until the log's `max` exceeds `offset` or `timeout` passes, without
+    /// polling where the backend can be notified. Returns the bounds seen last.
+    async fn wait_beyond(
+        &self,
+        log: &LogRef,
+        offset: u64,
+        timeout: Duration,
+    ) -> StoreResult<LogBounds>;
+
+    /// Deletes a log and its data. Deleting a missing log is not an error.
+    async fn delete(&self, log: &LogRef) -> StoreResult<()>;
+
+    /// The ids of every log that holds data, so that start-up can delete logs whose
+    /// topic no longer exists (a crash between the two deletes leaves one behind).
+    async fn list(&self) -> StoreResult<Vec<Uuid>>;
+}
+
+/// Why a metadata write was refused. These are expected outcomes the domain turns
+/// into AMS errors, not backend failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// A resource with that name already exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The resource to change does not exist.
+    #[error("not found")]
+    NotFound,
+}
+
+/// A metadata write that can be refused by a [`Conflict`] or fail in the backend.
+pub type WriteResult<T> = StoreResult<Result<T, Conflict>>;
+
+/// One page of a newest-first listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items of this page, newest first.
+    pub items: Vec<T>,
+    /// Cursor of the first item of the next page, if there is one.
+    pub next: Option<u64>,
+    /// Number of items in the whole (filtered) listing.
+    pub total: u64,
+}
+
+/// Which page of a newest-first listing to return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PageRequest {
+    /// Page length; `None` returns everything.
+    pub size: Option<usize>,
+    /// Start at the item with this cursor (inclusive); `None` starts at the newest.
+    pub from: Option<u64>,
+}
+
+/// How durable a metadata write must be before the call returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteDurability {
+    /// In the backend's configured tier (fsync or handed to the OS): used for
+    /// everything a client was told happened (creates, deletes, acks, seeks).
+    Tier,
+    /// Best effort: lost at worst in a crash, which only makes a client repeat a
+    /// pull. Used for the bookkeeping of pulls.
+    Relaxed,
+}
+
+/// A change applied atomically to a subscription's cursor. It may be called more
+/// than once (a backend may retry on contention), so it must be a pure function of
+/// the cursor it is given. Returning `Err` leaves the cursor unchanged.
+pub type CursorUpdate<'a> = &'a mut (dyn FnMut(&mut Cursor) -> Result<(), CursorRefusal> + Send);
+
+/// Projects, topics, subscriptions and cursors.
+///
+/// Names are unique per kind (projects globally, topics and subscriptions per
+/// project). Listings are newest first with stable cursors (creation sequence
+/// numbers) for pagination.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    // -- projects --
+
+    /// Creates a project; `AlreadyExists` if the name is taken.
+    async fn create_project(&self, project: Project) -> WriteResult<()>;
+    /// Looks a project up by name.
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>>;
+    /// Looks a project up by UUID.
+    async fn project_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<Project>>;
+    /// All projects, oldest first.
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    /// Replaces a project record (rename included); `AlreadyExists` if the new name
+    /// belongs to another project, `NotFound` if the project is gone.
+    async fn update_project(&self, project: Project) -> WriteResult<()>;
+    /// Deletes a project with its topics and subscriptions and returns the deleted
+    /// topics (their logs are the caller's to delete); `NotFound` if missing.
+    async fn delete_project(&self, uuid: Uuid) -> WriteResult<Vec<Topic>>;
+
+    // -- topics --
+
+    /// Creates a topic and returns it with its listing cursor (`seq`) assigned;
+    /// `AlreadyExists` if the name is taken in the project.
+    async fn create_topic(&self, topic: Topic) -> WriteResult<Topic>;
+    /// Looks a topic up.
+    async fn topic(&self, project: Uuid, name: &str) -> StoreResult<Option<Topic>>;
+    /// A page of the project's topics, newest first.
+    async fn list_topics(&self, project: Uuid, page: PageRequest) -> StoreResult<Page<Topic>>;
+    /// Deletes a topic and returns it; `NotFound` if missing. Subscriptions stay.
+    async fn delete_topic(&self, project: Uuid, name: &str) -> WriteResult<Topic>;
+
+    // -- subscriptions --
+
+    /// Creates a subscription and returns it with its listing cursor (`seq`)
+    /// assigned; `AlreadyExists` if the name is taken in the project.
+    async fn create_subscription(&self, subscription: Subscription) -> WriteResult<Subscription>;
+    /// Looks a subscription up.
+    async fn subscription(&self, project: Uuid, name: &str) -> StoreResult<Option<Subscription>>;
+    /// A page of the project's subscriptions, newest first.
+    async fn list_subscriptions(
+        &self,
+        project: Uuid,
+        page: PageRequest,
+    ) -> StoreResult<Page<Subscription>>;
+    /// Names of the project's subscriptions attached to a topic, oldest first.
+    async fn subscriptions_of_topic(&self, project: Uuid, topic: &str) -> StoreResult<Vec<String>>;
+    /// Deletes a subscription and returns it; `NotFound` if missing.
+    async fn delete_subscription(&self, project: Uuid, name: &str) -> WriteResult<Subscription>;
+    /// Sets a subscription's ack deadline; `NotFound` if missing.
+    async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()>;
+    /// Applies `update` to the subscription's cursor atomically with respect to every
+    /// other cursor update of that subscription, on this node and any other.
+    /// Returns `Ok(Ok(Ok(cursor)))` with the new cursor, `Ok(Ok(Err(e)))` when
+    /// `update` refused, `Ok(Err(NotFound))` when the subscription is gone.
+    async fn update_cursor(
+        &self,
+        project: Uuid,
+        name: &str,
+        durability: WriteDurability,
+        update: CursorUpdate<'_>,
+    ) -> WriteResult<Result<Cursor, CursorRefusal>>;
+}

@@ -1,0 +1,147 @@
+//! Topics: create, show, list, delete, the subscriptions of a topic (contract §5.6).
+//! Publishing lives in [`crate::messages`].
+
+use ams_types::json::DecodeError;
+use ams_types::wire;
+use uuid::Uuid;
+
+use crate::auth::Context;
+use crate::error::{Body, Error, Result};
+use crate::model::{Project, Topic};
+use crate::paging;
+use crate::storage::LogRef;
+use crate::Ams;
+
+impl Topic {
+    /// The topic's message log.
+    pub fn log_ref(&self) -> LogRef {
+        LogRef {
+            id: self.log_id,
+            project: self.project,
+            topic: self.name.clone(),
+        }
+    }
+}
+
+impl Ams {
+    /// `PUT …/topics/{topic}`; `body` is `None` when the request had none.
+    pub async fn create_topic(
+        &self,
+        ctx: &Context,
+        name: &str,
+        body: Option<Result<wire::TopicCreate, DecodeError>>,
+    ) -> Result<wire::Topic> {
+        let project = ctx.project();
+        let body = body
+            .transpose()
+            .map_err(|_| Error::InvalidBody(Body::Request))?
+            .unwrap_or_default();
+        if let Some(reference) = body.schema.filter(|s| !s.is_empty()) {
+            schema_name(&reference)?;
+            // Schemas arrive with their own issue; until then no reference resolves.
+            return Err(Error::SchemaNotFound);
+        }
+        let topic = Topic {
+            project: project.uuid,
+            name: name.to_owned(),
+            log_id: Uuid::new_v4(),
+            created_on: self.now(),
+            seq: 0,
+        };
+        match self.meta().create_topic(topic).await? {
+            Ok(topic) => Ok(topic_view(project, &topic)),
+            Err(_) => Err(Error::TopicExists),
+        }
+    }
+
+    /// `GET …/topics/{topic}`.
+    pub async fn show_topic(&self, ctx: &Context, name: &str) -> Result<wire::Topic> {
+        let topic = self.topic(ctx, name).await?;
+        Ok(topic_view(ctx.project(), &topic))
+    }
+
+    /// `GET …/topics`: newest first, paginated.
+    pub async fn list_topics(
+        &self,
+        ctx: &Context,
+        page_size: Option<&str>,
+        page_token: Option<&str>,
+    ) -> Result<wire::TopicList> {
+        let page = paging::parse(page_size, page_token)?;
+        let project = ctx.project();
+        let page = self.meta().list_topics(project.uuid, page).await?;
+        Ok(wire::TopicList {
+            topics: page.items.iter().map(|t| topic_view(project, t)).collect(),
+            next_page_token: paging::token(page.next),
+            total_size: page.total,
+        })
+    }
+
+    /// `DELETE …/topics/{topic}`: the topic and its log go; its subscriptions stay.
+    pub async fn delete_topic(&self, ctx: &Context, name: &str) -> Result<()> {
+        let topic = self
+            .meta()
+            .delete_topic(ctx.project().uuid, name)
+            .await?
+            .map_err(|_| Error::TopicNotFound)?;
+        self.log().delete(&topic.log_ref()).await?;
+        Ok(())
+    }
+
+    /// `GET …/topics/{topic}/subscriptions`.
+    pub async fn topic_subscriptions(
+        &self,
+        ctx: &Context,
+        name: &str,
+    ) -> Result<wire::TopicSubscriptions> {
+        let topic = self.topic(ctx, name).await?;
+        let project = ctx.project();
+        let names = self
+            .meta()
+            .subscriptions_of_topic(project.uuid, &topic.name)
+            .await?;
+        Ok(wire::TopicSubscriptions {
+            subscriptions: names
+                .iter()
+                .map(|s| format!("/projects/{}/subscriptions/{s}", project.name))
+                .collect(),
+        })
+    }
+
+    /// Looks up a topic of the context's project, or `Topic doesn't exist`.
+    pub(crate) async fn topic(&self, ctx: &Context, name: &str) -> Result<Topic> {
+        self.meta()
+            .topic(ctx.project().uuid, name)
+            .await?
+            .ok_or(Error::TopicNotFound)
+    }
+}
+
+/// Splits a `projects/{p}/schemas/{s}` reference and returns the schema name.
+fn schema_name(reference: &str) -> Result<&str> {
+    match reference.split('/').collect::<Vec<_>>().as_slice() {
+        ["projects", _, "schemas", name] => Ok(name),
+        _ => Err(Error::WrongSchemaName),
+    }
+}
+
+pub(crate) fn topic_view(project: &Project, t: &Topic) -> wire::Topic {
+    wire::Topic {
+        name: format!("/projects/{}/topics/{}", project.name, t.name),
+        schema: String::new(),
+        created_on: t.created_on.to_rfc3339_seconds(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_references() {
+        assert_eq!(schema_name("projects/P/schemas/s1").unwrap(), "s1");
+        for bad in ["/projects/P/schemas/s1", "projects/P/schemas", "project/P/schemas/s", "projects/P/schema/s"] {
+            assert!(matches!(schema_name(bad), Err(Error::WrongSchemaName)), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The AMS v1 REST API over axum.
+//!
+//! Every request goes through [`handle`]: CORS, path cleaning, the route table
+//! ([`routes`]), the request pipeline of contract §1.2 (name validation, token,
+//! [`ams_core::Ams::authorize`]), the body limit, then one thin handler per
+//! route that calls one domain operation and renders its result. Errors become
+//! the AMS envelope in exactly one place ([`error`]).
+//!
+//! # Layout
+//! * [`routes`]: the route table and gorilla/mux-compatible matching.
+//! * [`projects`], [`topics`], [`subscriptions`]: the handlers, one module per resource.
+//! * [`error`]: domain error → status, message, envelope.
+//! * [`respond`]: success bodies in the layout each route uses.
+//! * [`cors`]: the original's CORS behaviour.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ams_core::Ams;
+use ams_core::auth::{Context, Route};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+
+pub mod cors;
+pub mod error;
+pub mod projects;
+pub mod respond;
+pub mod routes;
+pub mod subscriptions;
+pub mod topics;
+
+use error::Stage;
+use routes::{Match, Params};
+
+/// Where tokens are read from (contract §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthOption {
+    /// `?key=` only.
+    Key,
+    /// `x-api-key` header only.
+    Header,
+    /// `x-api-key`, falling back to `?key=`.
+    #[default]
+    Both,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Token source.
+    pub auth_option: AuthOption,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            auth_option: AuthOption::Both,
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+struct Inner {
+    ams: Ams,
+    router: routes::Router,
+    settings: HttpSettings,
+}
+
+/// Shared state of the HTTP adapter.
+#[derive(Clone)]
+pub struct HttpState(Arc<Inner>);
+
+/// Builds the axum application.
+pub fn app(ams: Ams, settings: HttpSettings) -> axum::Router {
+    let state = HttpState(Arc::new(Inner {
+        ams,
+        router: routes::Router::new(),
+        settings,
+    }));
+    axum::Router::new().fallback(handle).with_state(state)
+}
+
+/// The query string's parameters (first value wins, as Go's `Query().Get`).
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<&str>) -> Self {
+        Self(
+            raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything a handler gets: the domain, the pipeline's context, the path
+/// variables, the query and the body.
+pub struct Call {
+    /// The domain.
+    pub ams: Ams,
+    /// Caller and project.
+    pub ctx: Context,
+    /// Path variables.
+    pub params: Params,
+    /// Query parameters.
+    pub query: Query,
+    /// The request body (possibly empty).
+    pub body: Bytes,
+}
+
+impl Call {
+    /// The body decoded with Go's rules.
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<T, ams_types::json::DecodeError> {
+        ams_types::json::from_slice(&self.body)
+    }
+
+    /// The body decoded, or `None` when the request had none.
+    pub fn optional_json<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Option<Result<T, ams_types::json::DecodeError>> {
+        (!self.body.is_empty()).then(|| self.json())
+    }
+}
+
+/// What a handler returns.
+pub type Handled = Result<Response, ams_core::Error>;
+
+async fn handle(State(state): State<HttpState>, req: Request) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let (response, route) = match cors::decide(&method, req.headers()) {
+        cors::Decision::Answer(resp) => (resp, None),
+        cors::Decision::Route { cors } => {
+            let (mut resp, route) = route_request(&state, req).await;
+            if cors {
+                resp.headers_mut().insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
+            (resp, route)
+        }
+    };
+    // One line per request. The path is not logged: `?key=` would leak tokens.
+    tracing::info!(
+        method = %method,
+        route = route.map_or("-", Route::name),
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Route>) {
+    let inner = &state.0;
+    let raw_path = req.uri().path().to_owned();
+    let path = percent_encoding::percent_decode_str(&raw_path)
+        .decode_utf8_lossy()
+        .into_owned();
+    let cleaned = routes::clean_path(&path);
+    if cleaned != path {
+        let location = match req.uri().query() {
+            Some(q) => format!("{cleaned}?{q}"),
+            None => cleaned,
+        };
+        let mut resp = StatusCode::MOVED_PERMANENTLY.into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return (resp, None);
+    }
+    let (route, handler, params) = match inner.router.find(req.method(), &path) {
+        Match::Found(route, handler, params) => (route, handler, params),
+        Match::MethodNotAllowed => return (StatusCode::METHOD_NOT_ALLOWED.into_response(), None),
+        Match::NotFound => return (not_found(), None),
+    };
+    if let Some(var) = params.first_invalid() {
+        return (
+            error::response(&ams_core::Error::InvalidName(var), Stage::Pipeline),
+            Some(route),
+        );
+    }
+    let query = Query::parse(req.uri().query());
+    let token = token(inner.settings.auth_option, req.headers(), &query);
+    let ctx = match inner
+        .ams
+        .authorize(route, token.as_deref(), params.get("project"))
+        .await
+    {
+        Ok(ctx) => ctx,
+        Err(e) => return (error::response(&e, Stage::Pipeline), Some(route)),
+    };
+    let body = match axum::body::to_bytes(req.into_body(), inner.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            let err = if route == Route::TopicsPublish {
+                ams_core::Error::MessageTooLarge
+            } else {
+                ams_core::Error::BodyTooLarge
+            };
+            return (error::response(&err, Stage::Handler), Some(route));
+        }
+    };
+    let call = Call {
+        ams: inner.ams.clone(),
+        ctx,
+        params,
+        query,
+        body,
+    };
+    let resp = handler(call)
+        .await
+        .unwrap_or_else(|e| error::response(&e, Stage::Handler));
+    (resp, Some(route))
+}
+
+fn token(option: AuthOption, headers: &http::HeaderMap, query: &Query) -> Option<String> {
+    let from_header = || {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let from_query = || query.get("key").filter(|v| !v.is_empty()).map(str::to_owned);
+    match option {
+        AuthOption::Key => from_query(),
+        AuthOption::Header => from_header(),
+        AuthOption::Both => from_header().or_else(from_query),
+    }
+}
+
+fn not_found() -> Response {
+    let mut resp = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Every (method, route) the API serves, in matching order.
+pub fn served_routes() -> Vec<(Method, Route)> {
+    routes::Router::new()
+        .entries()
+        .map(|(m, r)| (m.clone(), r))
+        .collect()
+}

@@ -1,0 +1,51 @@
+//! `/v1/projects/{project}/topics…` handlers.
+
+use ams_types::json::Layout;
+
+use crate::{Call, Handled, respond};
+
+fn topic(call: &Call) -> &str {
+    call.params.var("topic")
+}
+
+/// `GET …/topics`.
+pub async fn list(call: Call) -> Handled {
+    let q = &call.query;
+    let list = call
+        .ams
+        .list_topics(&call.ctx, q.get("pageSize"), q.get("pageToken"))
+        .await?;
+    Ok(respond::indented(&list))
+}
+
+/// `GET …/topics/{topic}`.
+pub async fn show(call: Call) -> Handled {
+    Ok(respond::indented(&call.ams.show_topic(&call.ctx, topic(&call)).await?))
+}
+
+/// `PUT …/topics/{topic}` (body optional).
+pub async fn create(call: Call) -> Handled {
+    let created = call
+        .ams
+        .create_topic(&call.ctx, topic(&call), call.optional_json())
+        .await?;
+    Ok(respond::indented(&created))
+}
+
+/// `DELETE …/topics/{topic}`.
+pub async fn delete(call: Call) -> Handled {
+    call.ams.delete_topic(&call.ctx, topic(&call)).await?;
+    Ok(respond::empty())
+}
+
+/// `POST …/topics/{topic}:publish`.
+pub async fn publish(call: Call) -> Handled {
+    let ids = call.ams.publish(&call.ctx, topic(&call), call.json()).await?;
+    Ok(respond::indented(&ids))
+}
+
+/// `GET …/topics/{topic}/subscriptions` (compact).
+pub async fn subscriptions(call: Call) -> Handled {
+    let subs = call.ams.topic_subscriptions(&call.ctx, topic(&call)).await?;
+    Ok(respond::json(&subs, Layout::Compact))
+}

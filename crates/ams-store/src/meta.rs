@@ -1,0 +1,476 @@
+//! The embedded [`MetadataStore`]: projects, topics and subscriptions (with
+//! their cursors) in one fjall keyspace, mirrored in memory.
+//!
+//! One process owns the data directory, so the in-memory mirror is the truth
+//! for reads and fjall is the durable copy: every change is written to fjall
+//! under the state lock (so disk and memory change in the same order), then, for
+//! [`WriteDurability::Tier`] writes in the fsync tier, made durable through
+//! [`GroupSync`] outside the lock. Records are JSON under keys
+//! `<kind byte><creation sequence, big-endian>`; the sequence is also the
+//! newest-first pagination cursor.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use ams_core::model::{Cursor, CursorRefusal, Project, Subscription, Topic};
+use ams_core::storage::{
+    Conflict, CursorUpdate, MetadataStore, Page, PageRequest, StoreError, StoreResult,
+    WriteDurability, WriteResult,
+};
+
+use crate::Durability;
+use crate::sync::GroupSync;
+
+const PROJECT: u8 = b'P';
+const TOPIC: u8 = b'T';
+const SUBSCRIPTION: u8 = b'S';
+
+fn key(kind: u8, seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = kind;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn fail(context: &'static str) -> impl FnOnce(fjall::Error) -> StoreError {
+    move |e| StoreError::new(context, e)
+}
+
+/// A project as stored: the domain record plus its sequence number.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProjectRecord {
+    seq: u64,
+    project: Project,
+}
+
+/// Items of one kind in one project, by creation sequence and by name.
+struct Items<T> {
+    by_seq: BTreeMap<u64, T>,
+    by_name: HashMap<String, u64>,
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Self {
+            by_seq: BTreeMap::new(),
+            by_name: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> Items<T> {
+    fn get(&self, name: &str) -> Option<&T> {
+        self.by_seq.get(self.by_name.get(name)?)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut T> {
+        self.by_seq.get_mut(self.by_name.get(name)?)
+    }
+
+    fn page(&self, req: PageRequest) -> Page<T> {
+        let upper = req.from.unwrap_or(u64::MAX);
+        let mut iter = self.by_seq.range(..=upper).rev();
+        let mut items = Vec::new();
+        let mut next = None;
+        for (seq, item) in iter.by_ref() {
+            if req.size.is_some_and(|n| items.len() == n) {
+                next = Some(*seq);
+                break;
+            }
+            items.push(item.clone());
+        }
+        Page {
+            items,
+            next,
+            total: self.by_seq.len() as u64,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    next_seq: u64,
+    projects: BTreeMap<u64, Project>,
+    project_names: HashMap<String, u64>,
+    project_uuids: HashMap<Uuid, u64>,
+    topics: HashMap<Uuid, Items<Topic>>,
+    subscriptions: HashMap<Uuid, Items<Subscription>>,
+}
+
+impl State {
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn project_seq(&self, uuid: Uuid) -> Option<u64> {
+        self.project_uuids.get(&uuid).copied()
+    }
+}
+
+/// The embedded metadata store.
+pub struct EmbeddedMeta {
+    db: fjall::Database,
+    records: fjall::Keyspace,
+    state: RwLock<State>,
+    durability: Durability,
+    sync: GroupSync,
+}
+
+impl EmbeddedMeta {
+    /// Opens (or creates) the store in `dir` and loads every record. Must be
+    /// called within a tokio runtime (the group-sync task is spawned on it).
+    pub fn open(dir: &Path, durability: Durability) -> StoreResult<Self> {
+        let db = fjall::Database::builder(dir)
+            .open()
+            .map_err(fail("open metadata database"))?;
+        let records = db
+            .keyspace("records", fjall::KeyspaceCreateOptions::default)
+            .map_err(fail("open metadata keyspace"))?;
+        let mut state = State::default();
+        for guard in records.iter() {
+            let (k, v) = guard.into_inner().map_err(fail("read metadata"))?;
+            let seq = u64::from_be_bytes(
+                k.get(1..9)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| StoreError::new("read metadata", "malformed key"))?,
+            );
+            state.next_seq = state.next_seq.max(seq);
+            match k.first() {
+                Some(&PROJECT) => {
+                    let r: ProjectRecord = decode(&v)?;
+                    state.project_names.insert(r.project.name.clone(), seq);
+                    state.project_uuids.insert(r.project.uuid, seq);
+                    state.projects.insert(seq, r.project);
+                }
+                Some(&TOPIC) => {
+                    let t: Topic = decode(&v)?;
+                    let items = state.topics.entry(t.project).or_default();
+                    items.by_name.insert(t.name.clone(), seq);
+                    items.by_seq.insert(seq, t);
+                }
+                Some(&SUBSCRIPTION) => {
+                    let s: Subscription = decode(&v)?;
+                    let items = state.subscriptions.entry(s.project).or_default();
+                    items.by_name.insert(s.name.clone(), seq);
+                    items.by_seq.insert(seq, s);
+                }
+                _ => return Err(StoreError::new("read metadata", "unknown record kind")),
+            }
+        }
+        let sync = GroupSync::start(db.clone());
+        Ok(Self {
+            db,
+            records,
+            state: RwLock::new(state),
+            durability,
+            sync,
+        })
+    }
+
+    fn put<T: Serialize>(&self, kind: u8, seq: u64, value: &T) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::new("encode metadata", e))?;
+        self.records
+            .insert(key(kind, seq), bytes)
+            .map_err(fail("write metadata"))
+    }
+
+    fn remove(&self, kind: u8, seq: u64) -> StoreResult<()> {
+        self.records
+            .remove(key(kind, seq))
+            .map_err(fail("delete metadata"))
+    }
+
+    /// Makes the writes made so far durable as the tier requires.
+    async fn settle(&self, durability: WriteDurability) -> StoreResult<()> {
+        if durability == WriteDurability::Tier && self.durability == Durability::Fsync {
+            self.sync.sync().await?;
+        }
+        Ok(())
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::new("decode metadata", e))
+}
+
+#[async_trait]
+impl MetadataStore for EmbeddedMeta {
+    async fn create_project(&self, project: Project) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            if st.project_names.contains_key(&project.name) {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            let seq = st.seq();
+            self.put(
+                PROJECT,
+                seq,
+                &ProjectRecord {
+                    seq,
+                    project: project.clone(),
+                },
+            )?;
+            st.project_names.insert(project.name.clone(), seq);
+            st.project_uuids.insert(project.uuid, seq);
+            st.projects.insert(seq, project);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+        let st = self.state.read();
+        Ok(st
+            .project_names
+            .get(name)
+            .and_then(|seq| st.projects.get(seq))
+            .cloned())
+    }
+
+    async fn project_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<Project>> {
+        let st = self.state.read();
+        Ok(st
+            .project_seq(uuid)
+            .and_then(|seq| st.projects.get(&seq))
+            .cloned())
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        Ok(self.state.read().projects.values().cloned().collect())
+    }
+
+    async fn update_project(&self, project: Project) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(seq) = st.project_seq(project.uuid) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            if st.project_names.get(&project.name).is_some_and(|s| *s != seq) {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            self.put(
+                PROJECT,
+                seq,
+                &ProjectRecord {
+                    seq,
+                    project: project.clone(),
+                },
+            )?;
+            if let Some(old) = st.projects.insert(seq, project.clone()) {
+                st.project_names.remove(&old.name);
+            }
+            st.project_names.insert(project.name, seq);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
+    async fn delete_project(&self, uuid: Uuid) -> WriteResult<Vec<Topic>> {
+        let topics = {
+            let mut st = self.state.write();
+            let Some(seq) = st.project_seq(uuid) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let topics = st.topics.remove(&uuid).unwrap_or_default();
+            let subs = st.subscriptions.remove(&uuid).unwrap_or_default();
+            // One atomic batch: a crash never leaves half a project behind.
+            let mut batch = self.db.batch();
+            batch.remove(&self.records, key(PROJECT, seq));
+            for s in topics.by_seq.keys() {
+                batch.remove(&self.records, key(TOPIC, *s));
+            }
+            for s in subs.by_seq.keys() {
+                batch.remove(&self.records, key(SUBSCRIPTION, *s));
+            }
+            batch.commit().map_err(fail("delete project"))?;
+            if let Some(p) = st.projects.remove(&seq) {
+                st.project_names.remove(&p.name);
+            }
+            st.project_uuids.remove(&uuid);
+            topics.by_seq.into_values().collect()
+        };
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(topics))
+    }
+
+    async fn create_topic(&self, mut topic: Topic) -> WriteResult<Topic> {
+        {
+            let mut st = self.state.write();
+            if st.project_seq(topic.project).is_none() {
+                return Ok(Err(Conflict::NotFound));
+            }
+            if st
+                .topics
+                .get(&topic.project)
+                .is_some_and(|t| t.by_name.contains_key(&topic.name))
+            {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            topic.seq = st.seq();
+            self.put(TOPIC, topic.seq, &topic)?;
+            let items = st.topics.entry(topic.project).or_default();
+            items.by_name.insert(topic.name.clone(), topic.seq);
+            items.by_seq.insert(topic.seq, topic.clone());
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(topic))
+    }
+
+    async fn topic(&self, project: Uuid, name: &str) -> StoreResult<Option<Topic>> {
+        let st = self.state.read();
+        Ok(st.topics.get(&project).and_then(|t| t.get(name)).cloned())
+    }
+
+    async fn list_topics(&self, project: Uuid, page: PageRequest) -> StoreResult<Page<Topic>> {
+        let st = self.state.read();
+        Ok(st
+            .topics
+            .get(&project)
+            .map(|t| t.page(page))
+            .unwrap_or_else(|| Items::default().page(page)))
+    }
+
+    async fn delete_topic(&self, project: Uuid, name: &str) -> WriteResult<Topic> {
+        let topic = {
+            let mut st = self.state.write();
+            let Some(items) = st.topics.get_mut(&project) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let Some(seq) = items.by_name.get(name).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            self.remove(TOPIC, seq)?;
+            items.by_name.remove(name);
+            items.by_seq.remove(&seq)
+        };
+        self.settle(WriteDurability::Tier).await?;
+        Ok(topic.ok_or(Conflict::NotFound))
+    }
+
+    async fn create_subscription(&self, mut sub: Subscription) -> WriteResult<Subscription> {
+        {
+            let mut st = self.state.write();
+            if st.project_seq(sub.project).is_none() {
+                return Ok(Err(Conflict::NotFound));
+            }
+            if st
+                .subscriptions
+                .get(&sub.project)
+                .is_some_and(|s| s.by_name.contains_key(&sub.name))
+            {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            sub.seq = st.seq();
+            self.put(SUBSCRIPTION, sub.seq, &sub)?;
+            let items = st.subscriptions.entry(sub.project).or_default();
+            items.by_name.insert(sub.name.clone(), sub.seq);
+            items.by_seq.insert(sub.seq, sub.clone());
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(sub))
+    }
+
+    async fn subscription(&self, project: Uuid, name: &str) -> StoreResult<Option<Subscription>> {
+        let st = self.state.read();
+        Ok(st
+            .subscriptions
+            .get(&project)
+            .and_then(|s| s.get(name))
+            .cloned())
+    }
+
+    async fn list_subscriptions(
+        &self,
+        project: Uuid,
+        page: PageRequest,
+    ) -> StoreResult<Page<Subscription>> {
+        let st = self.state.read();
+        Ok(st
+            .subscriptions
+            .get(&project)
+            .map(|s| s.page(page))
+            .unwrap_or_else(|| Items::default().page(page)))
+    }
+
+    async fn subscriptions_of_topic(&self, project: Uuid, topic: &str) -> StoreResult<Vec<String>> {
+        let st = self.state.read();
+        Ok(st
+            .subscriptions
+            .get(&project)
+            .map(|s| {
+                s.by_seq
+                    .values()
+                    .filter(|s| s.topic == topic)
+                    .map(|s| s.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn delete_subscription(&self, project: Uuid, name: &str) -> WriteResult<Subscription> {
+        let sub = {
+            let mut st = self.state.write();
+            let Some(items) = st.subscriptions.get_mut(&project) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let Some(seq) = items.by_name.get(name).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            self.remove(SUBSCRIPTION, seq)?;
+            items.by_name.remove(name);
+            items.by_seq.remove(&seq)
+        };
+        self.settle(WriteDurability::Tier).await?;
+        Ok(sub.ok_or(Conflict::NotFound))
+    }
+
+    async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(sub) = st.subscriptions.get_mut(&project).and_then(|s| s.get_mut(name)) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let mut changed = sub.clone();
+            changed.ack_deadline = seconds;
+            self.put(SUBSCRIPTION, changed.seq, &changed)?;
+            *sub = changed;
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
+    async fn update_cursor(
+        &self,
+        project: Uuid,
+        name: &str,
+        durability: WriteDurability,
+        update: CursorUpdate<'_>,
+    ) -> WriteResult<Result<Cursor, CursorRefusal>> {
+        let cursor = {
+            let mut st = self.state.write();
+            let Some(sub) = st.subscriptions.get_mut(&project).and_then(|s| s.get_mut(name)) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let mut cursor = sub.cursor;
+            if let Err(refusal) = update(&mut cursor) {
+                return Ok(Ok(Err(refusal)));
+            }
+            if cursor != sub.cursor {
+                let mut changed = sub.clone();
+                changed.cursor = cursor;
+                self.put(SUBSCRIPTION, changed.seq, &changed)?;
+                *sub = changed;
+            }
+            cursor
+        };
+        self.settle(durability).await?;
+        Ok(Ok(Ok(cursor)))
+    }
+}

@@ -1,0 +1,59 @@
+//! Group commit for metadata: many writers, one `fdatasync`.
+//!
+//! A writer first writes (fjall hands the journal to the OS), then asks
+//! [`GroupSync::sync`] to make it durable. One task gathers every request that is
+//! waiting, persists the journal once, and answers them all; requests arriving
+//! during a sync ride on the next one. Every request's write happened before the
+//! request was sent, so the sync that answers it covers it.
+
+use tokio::sync::{mpsc, oneshot};
+
+use ams_core::storage::StoreError;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Handle to the sync task of one fjall database.
+#[derive(Clone)]
+pub struct GroupSync {
+    requests: mpsc::UnboundedSender<Reply>,
+}
+
+impl GroupSync {
+    /// Starts the sync task. It ends when every handle is dropped.
+    pub fn start(db: fjall::Database) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut waiting = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    waiting.push(more);
+                }
+                let db = db.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    db.persist(fjall::PersistMode::SyncData)
+                })
+                .await;
+                let outcome = match outcome {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                for reply in waiting {
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+        });
+        Self { requests: tx }
+    }
+
+    /// Waits until every write made before this call is on disk.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(tx)
+            .map_err(|_| StoreError::new("metadata sync", "sync task stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::new("metadata sync", "sync task stopped"))?
+            .map_err(|e| StoreError::new("metadata sync", e))
+    }
+}

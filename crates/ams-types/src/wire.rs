@@ -1,0 +1,431 @@
+//! Request and response bodies of the AMS v1 API, field for field.
+//!
+//! Requests are decoded with [`crate::json::from_slice`] (Go's rules); every
+//! field is optional with a zero default, as in Go, and type mismatches are
+//! errors. Responses serialize in the key order and with the omission rules of
+//! contract §3; render them with [`crate::json::to_vec`] and the route's layout.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+fn is_empty(s: &str) -> bool {
+    s.is_empty()
+}
+
+// ----------------------------------------------------------------- requests --
+
+/// `POST /v1/projects/{p}` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProjectCreate {
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// `PUT /v1/projects/{p}` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProjectUpdate {
+    /// New name (not validated, as in the original).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+/// `PUT …/topics/{t}` (and `:attachSchema`) body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TopicCreate {
+    /// `projects/{p}/schemas/{s}`.
+    pub schema: Option<String>,
+}
+
+/// `authorizationHeader` of a push configuration.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[serde(default)]
+pub struct AuthorizationHeader {
+    /// `autogen` or `disabled`.
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The header value (output only: input values are ignored).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub value: String,
+}
+
+/// `retryPolicy` of a push configuration.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[serde(default)]
+pub struct RetryPolicy {
+    /// `linear` or `slowstart`.
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Milliseconds between attempts (linear only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub period: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// `pushConfig`, as received and as rendered (contract §3.4, §7.1). Every
+/// subscription renders one; a pull subscription renders the zero value.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[serde(default)]
+pub struct PushConfig {
+    /// `http_endpoint` or `mattermost`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Endpoint URL.
+    #[serde(rename = "pushEndpoint")]
+    pub push_endpoint: String,
+    /// Messages per push request.
+    #[serde(rename = "maxMessages")]
+    pub max_messages: i64,
+    /// Authorization header settings.
+    #[serde(rename = "authorizationHeader")]
+    pub authorization_header: AuthorizationHeader,
+    /// Retry settings.
+    #[serde(rename = "retryPolicy")]
+    pub retry_policy: RetryPolicy,
+    /// Endpoint ownership hash (output only).
+    #[serde(rename = "verificationHash")]
+    pub verification_hash: String,
+    /// Whether the endpoint is verified (output only).
+    pub verified: bool,
+    /// Mattermost webhook.
+    #[serde(rename = "mattermostUrl")]
+    pub mattermost_url: String,
+    /// Mattermost user name.
+    #[serde(rename = "mattermostUsername")]
+    pub mattermost_username: String,
+    /// Mattermost channel.
+    #[serde(rename = "mattermostChannel")]
+    pub mattermost_channel: String,
+    /// Decode `data` from base64 before delivery.
+    #[serde(rename = "base64Decode")]
+    pub base64_decode: bool,
+}
+
+impl PushConfig {
+    /// A configuration whose input fields are all zero means "pull" (contract
+    /// §7.1); output-only fields do not count.
+    pub fn is_pull(&self) -> bool {
+        self.kind.is_empty()
+            && self.push_endpoint.is_empty()
+            && self.max_messages == 0
+            && self.authorization_header.kind.is_empty()
+            && self.retry_policy.kind.is_empty()
+            && self.retry_policy.period == 0
+            && self.mattermost_url.is_empty()
+            && self.mattermost_username.is_empty()
+            && self.mattermost_channel.is_empty()
+            && !self.base64_decode
+    }
+}
+
+/// `PUT …/subscriptions/{s}` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SubscriptionCreate {
+    /// `projects/{p}/topics/{t}` (no leading slash).
+    pub topic: String,
+    /// Ack deadline; absent or 0 means 10.
+    #[serde(rename = "ackDeadlineSeconds")]
+    pub ack_deadline_seconds: i64,
+    /// Push settings; absent or zero means pull.
+    #[serde(rename = "pushConfig")]
+    pub push_config: Option<PushConfig>,
+}
+
+/// `:modifyAckDeadline` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModifyAckDeadline {
+    /// New deadline, 0..=600.
+    #[serde(rename = "ackDeadlineSeconds")]
+    pub ack_deadline_seconds: i64,
+}
+
+/// `:modifyOffset` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModifyOffset {
+    /// New committed offset.
+    pub offset: i64,
+}
+
+/// One message of a `:publish` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PublishMessage {
+    /// Ignored if sent (the server assigns it), but must be a string.
+    #[serde(rename = "messageId")]
+    pub message_id: Option<String>,
+    /// String attributes.
+    pub attributes: Option<BTreeMap<String, String>>,
+    /// Payload, opaque (base64 by convention).
+    pub data: String,
+    /// Ignored if sent, but must be a string.
+    #[serde(rename = "publishTime")]
+    pub publish_time: Option<String>,
+}
+
+/// `:publish` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Publish {
+    /// The batch.
+    pub messages: Vec<PublishMessage>,
+}
+
+/// `:pull` body (values are strings on the wire).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Pull {
+    /// Maximum number of messages, as a decimal string.
+    #[serde(rename = "maxMessages")]
+    pub max_messages: Option<String>,
+    /// Only the exact string `"false"` asks for a long-poll.
+    #[serde(rename = "returnImmediately")]
+    pub return_immediately: Option<String>,
+}
+
+/// `:acknowledge` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Acknowledge {
+    /// `projects/{p}/subscriptions/{s}:{offset}` ids.
+    #[serde(rename = "ackIds")]
+    pub ack_ids: Option<Vec<String>>,
+}
+
+// ---------------------------------------------------------------- responses --
+
+/// A project (contract §3.1); every key omitted when empty.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// Name.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub name: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub created_on: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub modified_on: String,
+    /// Creator's current user name.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub created_by: String,
+    /// Free text.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub description: String,
+}
+
+/// `GET /v1/projects`: `{}` when there are none.
+#[derive(Debug, Serialize)]
+pub struct ProjectList {
+    /// The projects, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<Project>,
+}
+
+/// A topic (contract §3.3).
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// `/projects/{p}/topics/{t}`.
+    pub name: String,
+    /// `projects/{p}/schemas/{s}`.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub schema: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created_on: String,
+}
+
+/// A page of topics.
+#[derive(Debug, Serialize)]
+pub struct TopicList {
+    /// Newest first.
+    pub topics: Vec<Topic>,
+    /// Base64 cursor of the next page, or `""`.
+    #[serde(rename = "nextPageToken")]
+    pub next_page_token: String,
+    /// Size of the whole listing.
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+}
+
+/// A subscription (contract §3.4).
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// `/projects/{p}/subscriptions/{s}`.
+    pub name: String,
+    /// `/projects/{p}/topics/{t}`.
+    pub topic: String,
+    /// Always present; zero for pull subscriptions.
+    #[serde(rename = "pushConfig")]
+    pub push_config: PushConfig,
+    /// Ack deadline in seconds.
+    #[serde(rename = "ackDeadlineSeconds")]
+    pub ack_deadline_seconds: i64,
+    /// Push backend status (verified push subscriptions only).
+    #[serde(rename = "pushStatus", skip_serializing_if = "is_empty")]
+    pub push_status: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    #[serde(rename = "createdOn")]
+    pub created_on: String,
+}
+
+/// A page of subscriptions.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionList {
+    /// Newest first.
+    pub subscriptions: Vec<Subscription>,
+    /// Base64 cursor of the next page, or `""`.
+    #[serde(rename = "nextPageToken")]
+    pub next_page_token: String,
+    /// Size of the whole listing.
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+}
+
+/// `GET …/topics/{t}/subscriptions` (compact).
+#[derive(Debug, Serialize)]
+pub struct TopicSubscriptions {
+    /// `/projects/{p}/subscriptions/{s}` names.
+    pub subscriptions: Vec<String>,
+}
+
+/// `:publish` answer.
+#[derive(Debug, Serialize)]
+pub struct PublishResponse {
+    /// Ids (offsets) of the published messages, in request order.
+    #[serde(rename = "messageIds")]
+    pub message_ids: Vec<String>,
+}
+
+/// A message as pulled.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its offset, as a string.
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// Attributes, sorted by key; omitted when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// Payload as published.
+    pub data: String,
+    /// RFC 3339 with trimmed nanoseconds.
+    #[serde(rename = "publishTime")]
+    pub publish_time: String,
+}
+
+/// One pulled message with its ack id.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// `projects/{p}/subscriptions/{s}:{offset}`.
+    #[serde(rename = "ackId")]
+    pub ack_id: String,
+    /// The message.
+    pub message: Message,
+}
+
+/// `:pull` answer.
+#[derive(Debug, Serialize)]
+pub struct PullResponse {
+    /// The messages, in offset order.
+    #[serde(rename = "receivedMessages")]
+    pub received_messages: Vec<ReceivedMessage>,
+}
+
+/// `:offsets` answer.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Offsets {
+    /// Next offset to be written.
+    pub max: i64,
+    /// Oldest retained offset.
+    pub min: i64,
+    /// The subscription's committed offset.
+    pub current: i64,
+}
+
+/// `:timeToOffset` answer (compact).
+#[derive(Debug, Serialize)]
+pub struct TimeToOffset {
+    /// The first offset at or after the requested time.
+    pub offset: i64,
+}
+
+/// The error envelope (contract §2.1).
+#[derive(Debug, Serialize)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// Inside the error envelope.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// HTTP status.
+    pub code: u16,
+    /// Human-readable message (exact AMS text).
+    pub message: String,
+    /// Status word (`NOT_FOUND`, `INVALID_ARGUMENT`, ...).
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::{Layout, to_vec};
+
+    #[test]
+    fn pull_subscription_renders_the_full_zero_push_config() {
+        let s = Subscription {
+            name: "/projects/ARGO/subscriptions/sub1".into(),
+            topic: "/projects/ARGO/topics/topic1".into(),
+            push_config: PushConfig::default(),
+            ack_deadline_seconds: 10,
+            push_status: String::new(),
+            created_on: "2020-11-19T00:00:00Z".into(),
+        };
+        let expected = r#"{
+   "name": "/projects/ARGO/subscriptions/sub1",
+   "topic": "/projects/ARGO/topics/topic1",
+   "pushConfig": {
+      "type": "",
+      "pushEndpoint": "",
+      "maxMessages": 0,
+      "authorizationHeader": {},
+      "retryPolicy": {},
+      "verificationHash": "",
+      "verified": false,
+      "mattermostUrl": "",
+      "mattermostUsername": "",
+      "mattermostChannel": "",
+      "base64Decode": false
+   },
+   "ackDeadlineSeconds": 10,
+   "createdOn": "2020-11-19T00:00:00Z"
+}"#;
+        assert_eq!(String::from_utf8(to_vec(&s, Layout::Indent3)).unwrap(), expected);
+    }
+
+    #[test]
+    fn empty_project_list_is_an_empty_object() {
+        let l = ProjectList { projects: vec![] };
+        assert_eq!(to_vec(&l, Layout::Indent3), b"{}");
+    }
+
+    #[test]
+    fn push_config_emptiness_ignores_output_fields() {
+        let mut p: PushConfig = crate::json::from_slice(br#"{"retryPolicy":{}}"#).unwrap();
+        assert!(p.is_pull());
+        p.verified = true;
+        p.verification_hash = "x".into();
+        assert!(p.is_pull());
+        let p: PushConfig = crate::json::from_slice(br#"{"type":"http_endpoint"}"#).unwrap();
+        assert!(!p.is_pull());
+    }
+}

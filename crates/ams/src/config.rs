@@ -1,0 +1,563 @@
+//! `ams serve` configuration: a `config.json` in the original's format, then
+//! `AMS_*` environment variables, then flags, each overriding the one before.
+//!
+//! The original's keys keep their meaning (contract §10); its Kafka, ZooKeeper
+//! and MongoDB keys are accepted and ignored with a warning, since this server
+//! stores everything itself. Unknown keys and bad values stop the start with an
+//! error naming the key.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use ams_http::AuthOption;
+use ams_store::Durability;
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a JSON object.
+    #[error("config file {path} is not a JSON object: {reason}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A key nobody knows.
+    #[error("unknown configuration key `{key}` in {path}")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A known key with a value of the wrong kind.
+    #[error("configuration key `{key}`: {problem}")]
+    BadValue {
+        /// The key (config name; flags and env vars are named after it).
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Token source, as a flag value.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AuthOptionArg {
+    /// `?key=` only.
+    Key,
+    /// `x-api-key` header only.
+    Header,
+    /// Header, then `?key=`.
+    Both,
+}
+
+/// Durability tier, as a flag value.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DurabilityArg {
+    /// `fdatasync` before answering (group-committed).
+    Fsync,
+    /// Handed to the OS before answering.
+    Write,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `ams serve`; each also reads an `AMS_*` environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// A config.json in the original AMS format (lowest precedence).
+    #[arg(long, env = "AMS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "AMS_BIND_IP")]
+    pub bind_ip: Option<IpAddr>,
+    /// Port to listen on; 0 picks a free one [default: 8080].
+    #[arg(long, env = "AMS_PORT")]
+    pub port: Option<u16>,
+    /// Where messages and metadata live [default: ./ams-data].
+    #[arg(long, env = "AMS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Token with full access; generated and stored in the data dir if unset.
+    #[arg(long, env = "AMS_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+    /// Where clients put their token [default: both].
+    #[arg(long, env = "AMS_AUTH_OPTION", value_enum)]
+    pub auth_option: Option<AuthOptionArg>,
+    /// fsync (survives power loss) or write (survives kill -9) [default: fsync].
+    #[arg(long, env = "AMS_DURABILITY", value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// Enforce per-topic/subscription ACLs for publishers and consumers [default: true].
+    #[arg(long, env = "AMS_PER_RESOURCE_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub per_resource_auth: Option<bool>,
+    /// error, warning, info, debug or trace (or an env-filter directive) [default: info].
+    #[arg(long, env = "AMS_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// text or json [default: text].
+    #[arg(long, env = "AMS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// TLS certificate chain (PEM); with --certificate-key turns on HTTPS.
+    #[arg(long, env = "AMS_CERTIFICATE", value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "AMS_CERTIFICATE_KEY", value_name = "FILE")]
+    pub certificate_key: Option<PathBuf>,
+    /// Longest a `returnImmediately: "false"` pull waits, in ms [default: 5000].
+    #[arg(long, env = "AMS_LONG_POLL_MAX_MS")]
+    pub long_poll_max_ms: Option<u64>,
+    /// Largest request body in bytes [default: 67108864].
+    #[arg(long, env = "AMS_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Drop a topic's messages older than this many hours (whole segments) [default: keep].
+    #[arg(long, env = "AMS_RETENTION_HOURS")]
+    pub retention_hours: Option<u64>,
+    /// Keep at most about this many bytes per topic (whole segments) [default: no limit].
+    #[arg(long, env = "AMS_RETENTION_BYTES")]
+    pub retention_bytes: Option<u64>,
+    /// Size at which a topic's log starts a new segment file [default: 67108864].
+    #[arg(long, env = "AMS_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+}
+
+/// The resolved configuration of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub bind_ip: IpAddr,
+    /// Listen port (0 = any free port).
+    pub port: u16,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Configured service token (`None`: use or create the stored one).
+    pub service_token: Option<String>,
+    /// Token source.
+    pub auth_option: AuthOption,
+    /// Durability tier.
+    pub durability: Durability,
+    /// ACL enforcement switch (used once users and ACLs exist).
+    pub per_resource_auth: bool,
+    /// Log filter.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// TLS certificate and key, when HTTPS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Long-poll limit.
+    pub long_poll_max: Duration,
+    /// Body limit.
+    pub max_body_bytes: usize,
+    /// Retention by age.
+    pub retention_max_age: Option<Duration>,
+    /// Retention by size, per topic.
+    pub retention_max_bytes: Option<u64>,
+    /// Segment size.
+    pub segment_bytes: u64,
+    /// Push switch of the original (push delivery is not built yet).
+    pub push_enabled: bool,
+    /// Warnings to log once logging is up (ignored keys and the like).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// A configuration for tests: loopback, port 0, the given data dir, write tier.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let mut config = Self::load(&ServeArgs::default()).expect("defaults are valid");
+        config.port = 0;
+        config.data_dir = data_dir.to_owned();
+        config
+    }
+
+    /// Resolves flags (already merged with env vars by clap) over the file.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let tls = match (
+            args.certificate.clone().or(file.certificate),
+            args.certificate_key.clone().or(file.certificate_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::BadValue {
+                    key: "certificate",
+                    problem: "`certificate` and `certificate_key` must be set together".into(),
+                });
+            }
+        };
+        let auth_option = match args.auth_option {
+            Some(AuthOptionArg::Key) => AuthOption::Key,
+            Some(AuthOptionArg::Header) => AuthOption::Header,
+            Some(AuthOptionArg::Both) => AuthOption::Both,
+            None => file.auth_option.unwrap_or(AuthOption::Both),
+        };
+        let durability = match args.durability {
+            Some(DurabilityArg::Fsync) => Durability::Fsync,
+            Some(DurabilityArg::Write) => Durability::Write,
+            None => file.durability.unwrap_or(Durability::Fsync),
+        };
+        let positive = |key: &'static str, v: u64| {
+            if v == 0 {
+                Err(ConfigError::BadValue {
+                    key,
+                    problem: "must be greater than 0".into(),
+                })
+            } else {
+                Ok(v)
+            }
+        };
+        let segment_bytes = positive(
+            "segment_bytes",
+            args.segment_bytes.or(file.segment_bytes).unwrap_or(64 << 20),
+        )?;
+        let max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20);
+        if max_body_bytes < 2_000_000 {
+            return Err(ConfigError::BadValue {
+                key: "max_body_bytes",
+                problem: "must be at least 2000000 so that a 1.5 MB message fits".into(),
+            });
+        }
+        let retention_hours = args.retention_hours.or(file.retention_hours);
+        let retention_bytes = args.retention_bytes.or(file.retention_bytes);
+        if let Some(h) = retention_hours {
+            positive("retention_hours", h)?;
+        }
+        if let Some(b) = retention_bytes {
+            positive("retention_bytes", b)?;
+        }
+        let mut warnings = file.warnings;
+        let push_enabled = file.push_enabled.unwrap_or(false);
+        if push_enabled {
+            warnings.push(
+                "`push_enabled` is set, but push delivery is not built yet: push operations answer 409"
+                    .into(),
+            );
+        }
+        Ok(Config {
+            bind_ip: args
+                .bind_ip
+                .or(file.bind_ip)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            port: args.port.or(file.port).unwrap_or(8080),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("ams-data")),
+            service_token: args
+                .service_token
+                .clone()
+                .or(file.service_token)
+                .filter(|t| !t.is_empty()),
+            auth_option,
+            durability,
+            per_resource_auth: args.per_resource_auth.or(file.per_resource_auth).unwrap_or(true),
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            tls,
+            long_poll_max: Duration::from_millis(
+                args.long_poll_max_ms.or(file.long_poll_max_ms).unwrap_or(5000),
+            ),
+            max_body_bytes,
+            retention_max_age: retention_hours.map(|h| Duration::from_secs(h * 3600)),
+            retention_max_bytes: retention_bytes,
+            segment_bytes,
+            push_enabled,
+            warnings,
+        })
+    }
+}
+
+/// What a config.json said.
+#[derive(Debug, Default)]
+struct FileConfig {
+    bind_ip: Option<IpAddr>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    service_token: Option<String>,
+    auth_option: Option<AuthOption>,
+    durability: Option<Durability>,
+    per_resource_auth: Option<bool>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    certificate: Option<PathBuf>,
+    certificate_key: Option<PathBuf>,
+    long_poll_max_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+    retention_hours: Option<u64>,
+    retention_bytes: Option<u64>,
+    segment_bytes: Option<u64>,
+    push_enabled: Option<bool>,
+    warnings: Vec<String>,
+}
+
+/// Keys of the original that describe its external stores.
+const IGNORED_KEYS: &[&str] = &[
+    "zookeeper_hosts",
+    "kafka_znode",
+    "broker_hosts",
+    "store_host",
+    "store_db",
+];
+
+/// Keys of the original that are accepted now and used by later features.
+const RESERVED_KEYS: &[&str] = &[
+    "certificate_authorities_dir",
+    "log_facilities",
+    "push_tls_enabled",
+    "push_server_host",
+    "push_server_port",
+    "verify_push_server",
+    "push_worker_token",
+    "proxy_hostname",
+];
+
+fn bad(key: &'static str, expected: &str, got: &Value) -> ConfigError {
+    ConfigError::BadValue {
+        key,
+        problem: format!("expected {expected}, got {got}"),
+    }
+}
+
+fn string(key: &'static str, v: &Value) -> Result<String, ConfigError> {
+    v.as_str().map(str::to_owned).ok_or_else(|| bad(key, "a string", v))
+}
+
+fn unsigned(key: &'static str, v: &Value) -> Result<u64, ConfigError> {
+    v.as_u64().ok_or_else(|| bad(key, "a non-negative integer", v))
+}
+
+/// A boolean, or the strings "true"/"false" as the original accepts.
+fn boolean(key: &'static str, v: &Value) -> Result<bool, ConfigError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(bad(key, "true or false", v)),
+    }
+}
+
+impl FileConfig {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let syntax = |reason: String| ConfigError::Syntax {
+            path: path.to_owned(),
+            reason,
+        };
+        let value: Value = serde_json::from_slice(&text).map_err(|e| syntax(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(syntax("the top level must be an object".into()));
+        };
+        let mut cfg = FileConfig::default();
+        for (key, v) in &map {
+            match key.as_str() {
+                "bind_ip" => {
+                    let s = string("bind_ip", v)?;
+                    // The original ignored bind_ip and its sample says "localhost".
+                    cfg.bind_ip = Some(if s == "localhost" {
+                        IpAddr::from([127, 0, 0, 1])
+                    } else {
+                        s.parse().map_err(|_| bad("bind_ip", "an IP address", v))?
+                    });
+                }
+                "port" => {
+                    cfg.port = Some(
+                        u16::try_from(unsigned("port", v)?)
+                            .map_err(|_| bad("port", "a port number", v))?,
+                    )
+                }
+                "data_dir" => cfg.data_dir = Some(string("data_dir", v)?.into()),
+                "service_token" => cfg.service_token = Some(string("service_token", v)?),
+                "auth_option" => {
+                    cfg.auth_option = Some(match string("auth_option", v)?.as_str() {
+                        "key" => AuthOption::Key,
+                        "header" => AuthOption::Header,
+                        "both" => AuthOption::Both,
+                        _ => return Err(bad("auth_option", "\"key\", \"header\" or \"both\"", v)),
+                    })
+                }
+                "durability" => {
+                    cfg.durability = Some(match string("durability", v)?.as_str() {
+                        "fsync" => Durability::Fsync,
+                        "write" => Durability::Write,
+                        _ => return Err(bad("durability", "\"fsync\" or \"write\"", v)),
+                    })
+                }
+                "per_resource_auth" => {
+                    cfg.per_resource_auth = Some(boolean("per_resource_auth", v)?)
+                }
+                "push_enabled" => cfg.push_enabled = Some(boolean("push_enabled", v)?),
+                "log_level" => {
+                    // The original's levels, mapped onto tracing's.
+                    let level = string("log_level", v)?;
+                    cfg.log_level = Some(
+                        match level.to_ascii_uppercase().as_str() {
+                            "DEBUG" => "debug",
+                            "INFO" => "info",
+                            "WARNING" | "WARN" => "warn",
+                            "ERROR" | "FATAL" => "error",
+                            _ => {
+                                return Err(bad(
+                                    "log_level",
+                                    "DEBUG, INFO, WARNING, ERROR or FATAL",
+                                    v,
+                                ));
+                            }
+                        }
+                        .to_owned(),
+                    );
+                }
+                "log_format" => {
+                    cfg.log_format = Some(match string("log_format", v)?.as_str() {
+                        "text" => LogFormat::Text,
+                        "json" => LogFormat::Json,
+                        _ => return Err(bad("log_format", "\"text\" or \"json\"", v)),
+                    })
+                }
+                "certificate" => {
+                    cfg.certificate = Some(string("certificate", v)?.into()).filter(|p: &PathBuf| !p.as_os_str().is_empty())
+                }
+                "certificate_key" => {
+                    cfg.certificate_key = Some(string("certificate_key", v)?.into()).filter(|p: &PathBuf| !p.as_os_str().is_empty())
+                }
+                "long_poll_max_ms" => cfg.long_poll_max_ms = Some(unsigned("long_poll_max_ms", v)?),
+                "max_body_bytes" => {
+                    cfg.max_body_bytes = Some(
+                        usize::try_from(unsigned("max_body_bytes", v)?)
+                            .map_err(|_| bad("max_body_bytes", "a size", v))?,
+                    )
+                }
+                "retention_hours" => cfg.retention_hours = Some(unsigned("retention_hours", v)?),
+                "retention_bytes" => cfg.retention_bytes = Some(unsigned("retention_bytes", v)?),
+                "segment_bytes" => cfg.segment_bytes = Some(unsigned("segment_bytes", v)?),
+                k if IGNORED_KEYS.contains(&k) => cfg.warnings.push(format!(
+                    "config key `{k}` is ignored: this server stores messages and metadata itself"
+                )),
+                k if RESERVED_KEYS.contains(&k) => {}
+                _ => {
+                    return Err(ConfigError::UnknownKey {
+                        path: path.to_owned(),
+                        key: key.clone(),
+                    });
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(json: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, json).unwrap();
+        (dir, path)
+    }
+
+    fn load(json: &str, args: ServeArgs) -> Result<Config, ConfigError> {
+        let (_dir, path) = file(json);
+        Config::load(&ServeArgs {
+            config: Some(path),
+            ..args
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.bind_ip.to_string(), "127.0.0.1");
+        assert_eq!(c.auth_option, AuthOption::Both);
+        assert_eq!(c.durability, Durability::Fsync);
+        assert!(c.per_resource_auth);
+        assert!(c.tls.is_none());
+        assert_eq!(c.data_dir, PathBuf::from("ams-data"));
+    }
+
+    #[test]
+    fn the_originals_sample_config_loads_with_warnings() {
+        let c = load(
+            r#"{"bind_ip":"localhost","port":8443,"zookeeper_hosts":["localhost"],
+                "store_host":"localhost","store_db":"argo_msg","certificate":"",
+                "certificate_key":"","certificate_authorities_dir":"/etc/grid-security/certificates",
+                "per_resource_auth":"true","service_token":"S3CR3T","push_enabled":false,
+                "push_tls_enabled":true,"push_server_host":"localhost","push_server_port":5555,
+                "verify_push_server":true,"push_worker_token":"","log_level":"INFO",
+                "log_facilities":["console"],"auth_option":"header","proxy_hostname":""}"#,
+            ServeArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(c.port, 8443);
+        assert_eq!(c.service_token.as_deref(), Some("S3CR3T"));
+        assert_eq!(c.auth_option, AuthOption::Header);
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let c = load(
+            r#"{"port": 1000, "durability": "fsync"}"#,
+            ServeArgs {
+                port: Some(2000),
+                durability: Some(DurabilityArg::Write),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.port, 2000);
+        assert_eq!(c.durability, Durability::Write);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = load(r#"{"prot": 1}"#, ServeArgs::default()).unwrap_err();
+        assert!(e.to_string().contains("`prot`"), "{e}");
+        for (json, key) in [
+            (r#"{"port": "80"}"#, "`port`"),
+            (r#"{"port": 70000}"#, "`port`"),
+            (r#"{"auth_option": "cookie"}"#, "`auth_option`"),
+            (r#"{"per_resource_auth": "yes"}"#, "`per_resource_auth`"),
+            (r#"{"log_level": "LOUD"}"#, "`log_level`"),
+            (r#"{"durability": "never"}"#, "`durability`"),
+            (r#"{"bind_ip": "nowhere"}"#, "`bind_ip`"),
+            (r#"{"segment_bytes": 0}"#, "`segment_bytes`"),
+            (r#"{"certificate": "a.pem"}"#, "`certificate`"),
+        ] {
+            let e = load(json, ServeArgs::default()).unwrap_err();
+            assert!(e.to_string().contains(key), "{json}: {e}");
+        }
+        assert!(matches!(load("[1]", ServeArgs::default()), Err(ConfigError::Syntax { .. })));
+    }
+}

@@ -1,0 +1,214 @@
+//! The `ams` binary's library: configuration, start-up and the serve loop.
+//!
+//! `main` parses the command line and calls [`run`]; tests call
+//! [`Application::build`] with a [`Config`] (port 0, a temp data dir) and an
+//! injected clock, and talk to [`Application::local_addr`] over real HTTP.
+//!
+//! # Layout
+//! * [`config`]: config.json + `AMS_*` env vars + flags → [`Config`].
+//! * [`token`]: the generated service token.
+//! * [`telemetry`]: logging.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use ams_core::{Ams, Clock, Settings, SystemClock};
+use ams_store::{EmbeddedMeta, LogOptions, Retention, SegmentLog};
+
+pub mod config;
+pub mod telemetry;
+pub mod token;
+
+pub use config::{Config, ServeArgs};
+
+/// How long in-flight requests may finish after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// A started server: bound, serving in the background.
+pub struct Application {
+    addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    log: Arc<SegmentLog>,
+    token: token::ServiceToken,
+}
+
+impl Application {
+    /// Opens the data directory, binds the listener and starts serving.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        // rustls needs a process-wide crypto provider; a second install is a no-op error.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let token = token::resolve(config.service_token.as_deref(), &config.data_dir)
+            .context("cannot read or store the service token")?;
+        let meta = EmbeddedMeta::open(&config.data_dir.join("meta"), config.durability)
+            .context("cannot open the metadata store")?;
+        let log = SegmentLog::open(
+            &config.data_dir.join("logs"),
+            LogOptions {
+                durability: config.durability,
+                segment_bytes: config.segment_bytes,
+                retention: Retention {
+                    max_age: config.retention_max_age,
+                    max_bytes: config.retention_max_bytes,
+                },
+            },
+        )
+        .context("cannot open the message logs")?;
+        let ams = Ams::new(
+            Arc::new(meta),
+            log.clone(),
+            clock.clone(),
+            Settings {
+                service_token: Some(token.secret().to_owned()),
+                long_poll_max: config.long_poll_max,
+                ..Settings::default()
+            },
+        );
+        let orphans = ams.remove_orphan_logs().await.context("cannot clean up message logs")?;
+        if orphans > 0 {
+            tracing::info!(orphans, "removed message logs of deleted topics");
+        }
+        let app = ams_http::app(
+            ams,
+            ams_http::HttpSettings {
+                auth_option: config.auth_option,
+                max_body_bytes: config.max_body_bytes,
+            },
+        );
+
+        let listener = std::net::TcpListener::bind((config.bind_ip, config.port))
+            .with_context(|| format!("cannot listen on {}:{}", config.bind_ip, config.port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let handle = axum_server::Handle::new();
+        let service = app.into_make_service();
+        let server = match &config.tls {
+            None => {
+                let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+                tokio::spawn(server.serve(service))
+            }
+            Some((cert, key)) => {
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!("cannot load TLS certificate {} / key {}", cert.display(), key.display())
+                    })?;
+                let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+                tokio::spawn(server.serve(service))
+            }
+        };
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %addr, "listening on {scheme}://{addr}");
+
+        let retention = {
+            let log = log.clone();
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(RETENTION_EVERY);
+                loop {
+                    tick.tick().await;
+                    match log.enforce_retention(clock.now().nanos()) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(segments = n, "retention dropped old segments"),
+                        Err(e) => tracing::error!(error = %e, "retention failed"),
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            addr,
+            handle,
+            server,
+            background: vec![retention],
+            log,
+            token,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The service token in force.
+    pub fn service_token(&self) -> &token::ServiceToken {
+        &self.token
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish and
+    /// closes the logs cleanly.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Application {
+            handle,
+            mut server,
+            background,
+            log,
+            ..
+        } = self;
+        tokio::select! {
+            result = &mut server => {
+                result.context("server task failed")?.context("server failed")?;
+            }
+            () = shutdown => {
+                tracing::info!("shutting down");
+                handle.graceful_shutdown(Some(GRACE));
+                server.await.context("server task failed")?.context("server failed")?;
+            }
+        }
+        for task in background {
+            task.abort();
+        }
+        log.close().await;
+        Ok(())
+    }
+}
+
+/// `ams serve`: loads the configuration, starts logging and serves until
+/// SIGINT or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    telemetry::init(&config.log_level, config.log_format)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let app = Application::build(config, Arc::new(SystemClock)).await?;
+    if let token::ServiceToken::Generated(_, path) = app.service_token() {
+        // Printed once, on the start that created it; the token itself is never
+        // printed or logged.
+        println!(
+            "Generated a service token (full access) in {path}.\n\
+             Use it as:  curl -H \"x-api-key: $(cat {path})\" http://{addr}/v1/projects",
+            path = path.display(),
+            addr = app.local_addr(),
+        );
+    }
+    app.run_until(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
