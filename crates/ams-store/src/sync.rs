@@ -12,23 +12,27 @@ use ams_core::storage::StoreError;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
+/// A request carries its own handle to the database, so that the task holds none
+/// between syncs and dropping the store releases the database (and its lock).
+type Request = (fjall::Database, Reply);
+
 /// Handle to the sync task of one fjall database.
 #[derive(Clone)]
 pub struct GroupSync {
-    requests: mpsc::UnboundedSender<Reply>,
+    requests: mpsc::UnboundedSender<Request>,
+    db: fjall::Database,
 }
 
 impl GroupSync {
     /// Starts the sync task. It ends when every handle is dropped.
     pub fn start(db: fjall::Database) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
+            while let Some((db, first)) = rx.recv().await {
                 let mut waiting = vec![first];
-                while let Ok(more) = rx.try_recv() {
+                while let Ok((_, more)) = rx.try_recv() {
                     waiting.push(more);
                 }
-                let db = db.clone();
                 let outcome = tokio::task::spawn_blocking(move || {
                     db.persist(fjall::PersistMode::SyncData)
                 })
@@ -43,14 +47,14 @@ impl GroupSync {
                 }
             }
         });
-        Self { requests: tx }
+        Self { requests: tx, db }
     }
 
     /// Waits until every write made before this call is on disk.
     pub async fn sync(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.requests
-            .send(tx)
+            .send((self.db.clone(), tx))
             .map_err(|_| StoreError::new("metadata sync", "sync task stopped"))?;
         rx.await
             .map_err(|_| StoreError::new("metadata sync", "sync task stopped"))?

@@ -734,6 +734,58 @@ async fn group_commit_throughput() {
     assert_eq!(log.bounds(&r).await.unwrap().max, 64 * 300);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_cut_of_the_tail_recovers_the_whole_batches_before_it() {
+    let src = tempfile::tempdir().unwrap();
+    let r = lref();
+    let o = opts(Durability::Write, 64 << 20);
+    // (file length after the batch, messages so far)
+    let mut ends = vec![(0u64, 0u64)];
+    let path;
+    {
+        let log = open(src.path(), o);
+        let mut n = 0u64;
+        for i in 0..40usize {
+            let batch: Vec<NewMessage> = (0..(i % 4 + 1))
+                .map(|k| msg_attrs(&"z".repeat(i * 37 % 300), &[("k", &k.to_string())]))
+                .collect();
+            n += batch.len() as u64;
+            log.append(&r, batch, i as i64).await.unwrap();
+            let p = segment_files(src.path(), &r, "log").pop().unwrap();
+            ends.push((fs::metadata(&p).unwrap().len(), n));
+        }
+        path = segment_files(src.path(), &r, "log").pop().unwrap();
+    }
+    let full = fs::read(&path).unwrap();
+    let idx = fs::read(path.with_extension("idx")).unwrap();
+    let tix = fs::read(path.with_extension("tix")).unwrap();
+    let name = path.file_name().unwrap().to_owned();
+    for cut in (0..=full.len()).step_by(23).chain([full.len() - 1]) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(r.id.to_string());
+        fs::create_dir(&dir).unwrap();
+        let p = dir.join(&name);
+        fs::write(&p, &full[..cut]).unwrap();
+        fs::write(p.with_extension("idx"), &idx).unwrap();
+        fs::write(p.with_extension("tix"), &tix).unwrap();
+        let want = ends
+            .iter()
+            .rev()
+            .find(|(end, _)| *end <= cut as u64)
+            .unwrap();
+        let log = open(tmp.path(), o);
+        assert_eq!(log.bounds(&r).await.unwrap().max, want.1, "cut at {cut}");
+        assert_eq!(read_all(&log, &r).await.len() as u64, want.1);
+        assert_eq!(
+            fs::metadata(&p).unwrap().len(),
+            want.0,
+            "truncated to the last whole batch"
+        );
+        let a = log.append(&r, vec![msg("next")], 0).await.unwrap();
+        assert_eq!(a.first_offset, want.1);
+    }
+}
+
 /// A million 1 KiB messages (1 GiB on disk): restart time. Run with
 /// `cargo test --release -p ams-store --lib log::tests::restart_time -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,433 @@
+//! The conformance suite every storage backend must pass.
+//!
+//! A backend crate implements [`Backend`] (open a store pair on a directory,
+//! close it) and expands [`conformance_tests!`](crate::conformance_tests) in its
+//! tests, which generates one `#[tokio::test]` per check below. The checks pin
+//! the behaviour the domain relies on: uniqueness, newest-first pagination with
+//! stable cursors, cascades, serialized cursor updates, dense atomic offsets,
+//! time lookups, wake-ups and persistence across a reopen.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ams_types::Timestamp;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{Cursor, CursorRefusal, Project, Subscription, Topic};
+use crate::storage::{
+    Conflict, LogBounds, LogRef, MessageLog, MetadataStore, NewMessage, PageRequest,
+    WriteDurability,
+};
+
+/// A backend under test.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Opens (or reopens) the backend's stores on `dir`.
+    async fn open(&self, dir: &Path) -> (Arc<dyn MetadataStore>, Arc<dyn MessageLog>);
+    /// Flushes and releases the stores so that `dir` can be opened again.
+    async fn close(&self, meta: Arc<dyn MetadataStore>, log: Arc<dyn MessageLog>);
+}
+
+/// Generates one test per conformance check for a [`Backend`] expression.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:expr) => {
+        $crate::conformance_tests!(@each $backend;
+            projects, topics_and_pagination, subscriptions, cursor_updates_are_serialized,
+            persistence_across_reopen, log_offsets_are_dense_under_concurrency,
+            log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list);
+    };
+    (@each $backend:expr; $($check:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                $crate::conformance::$check(&$backend, dir.path()).await;
+            }
+        )*
+    };
+}
+
+fn project(name: &str) -> Project {
+    Project {
+        uuid: Uuid::new_v4(),
+        name: name.into(),
+        description: String::new(),
+        created_on: Timestamp::from_secs(1),
+        modified_on: Timestamp::from_secs(1),
+        created_by: None,
+    }
+}
+
+fn topic(project: Uuid, name: &str) -> Topic {
+    Topic {
+        project,
+        name: name.into(),
+        log_id: Uuid::new_v4(),
+        created_on: Timestamp::from_secs(1),
+        seq: 0,
+    }
+}
+
+fn subscription(project: Uuid, name: &str, topic: &str) -> Subscription {
+    Subscription {
+        project,
+        name: name.into(),
+        topic: topic.into(),
+        ack_deadline: 10,
+        created_on: Timestamp::from_secs(1),
+        seq: 0,
+        cursor: Cursor::at(0),
+    }
+}
+
+fn log_ref() -> LogRef {
+    LogRef {
+        id: Uuid::new_v4(),
+        project: Uuid::new_v4(),
+        topic: "t".into(),
+    }
+}
+
+fn msg(data: &str) -> NewMessage {
+    NewMessage {
+        attributes: vec![("k".into(), data.into())],
+        data: data.into(),
+    }
+}
+
+/// Project uniqueness, lookups, listing order, rename and cascade delete.
+pub async fn projects(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let a = project("a");
+    let z = project("z");
+    assert_eq!(meta.create_project(z.clone()).await.unwrap(), Ok(()));
+    assert_eq!(meta.create_project(a.clone()).await.unwrap(), Ok(()));
+    assert_eq!(
+        meta.create_project(project("a")).await.unwrap(),
+        Err(Conflict::AlreadyExists)
+    );
+    assert_eq!(meta.project_by_name("a").await.unwrap(), Some(a.clone()));
+    assert_eq!(meta.project_by_uuid(z.uuid).await.unwrap(), Some(z.clone()));
+    assert_eq!(meta.project_by_name("nope").await.unwrap(), None);
+    let names: Vec<_> = meta.list_projects().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["z", "a"], "oldest first");
+
+    let mut renamed = a.clone();
+    renamed.name = "z".into();
+    assert_eq!(meta.update_project(renamed.clone()).await.unwrap(), Err(Conflict::AlreadyExists));
+    renamed.name = "b".into();
+    assert_eq!(meta.update_project(renamed.clone()).await.unwrap(), Ok(()));
+    assert_eq!(meta.project_by_name("a").await.unwrap(), None);
+    assert_eq!(meta.project_by_name("b").await.unwrap(), Some(renamed.clone()));
+    assert_eq!(meta.update_project(project("ghost")).await.unwrap(), Err(Conflict::NotFound));
+
+    let t = meta.create_topic(topic(a.uuid, "t")).await.unwrap().unwrap();
+    meta.create_subscription(subscription(a.uuid, "s", "t")).await.unwrap().unwrap();
+    let deleted = meta.delete_project(a.uuid).await.unwrap().unwrap();
+    assert_eq!(deleted, vec![t]);
+    assert_eq!(meta.project_by_uuid(a.uuid).await.unwrap(), None);
+    assert_eq!(meta.topic(a.uuid, "t").await.unwrap(), None);
+    assert_eq!(meta.subscription(a.uuid, "s").await.unwrap(), None);
+    assert_eq!(meta.delete_project(a.uuid).await.unwrap(), Err(Conflict::NotFound));
+    // The name is free again.
+    assert_eq!(meta.create_project(project("b")).await.unwrap(), Ok(()));
+}
+
+/// Topic uniqueness and newest-first pagination with inclusive cursors.
+pub async fn topics_and_pagination(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let p = project("p");
+    meta.create_project(p.clone()).await.unwrap().unwrap();
+    assert_eq!(
+        meta.create_topic(topic(Uuid::new_v4(), "t")).await.unwrap(),
+        Err(Conflict::NotFound),
+        "topic in a missing project"
+    );
+    for name in ["t0", "t1", "t2", "t3", "t4"] {
+        meta.create_topic(topic(p.uuid, name)).await.unwrap().unwrap();
+    }
+    assert_eq!(
+        meta.create_topic(topic(p.uuid, "t2")).await.unwrap(),
+        Err(Conflict::AlreadyExists)
+    );
+    let all = meta.list_topics(p.uuid, PageRequest::default()).await.unwrap();
+    let names: Vec<_> = all.items.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["t4", "t3", "t2", "t1", "t0"]);
+    assert_eq!((all.next, all.total), (None, 5));
+
+    let first = meta
+        .list_topics(p.uuid, PageRequest { size: Some(2), from: None })
+        .await
+        .unwrap();
+    let names: Vec<_> = first.items.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["t4", "t3"]);
+    assert_eq!(first.total, 5);
+    let second = meta
+        .list_topics(p.uuid, PageRequest { size: Some(2), from: first.next })
+        .await
+        .unwrap();
+    let names: Vec<_> = second.items.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["t2", "t1"]);
+    let last = meta
+        .list_topics(p.uuid, PageRequest { size: Some(2), from: second.next })
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(last.next, None);
+
+    let gone = meta.delete_topic(p.uuid, "t2").await.unwrap().unwrap();
+    assert_eq!(gone.name, "t2");
+    assert_eq!(meta.delete_topic(p.uuid, "t2").await.unwrap(), Err(Conflict::NotFound));
+    assert_eq!(meta.list_topics(p.uuid, PageRequest::default()).await.unwrap().total, 4);
+    let empty = meta.list_topics(Uuid::new_v4(), PageRequest::default()).await.unwrap();
+    assert_eq!((empty.items.len(), empty.next, empty.total), (0, None, 0));
+}
+
+/// Subscription uniqueness, listing, topic membership, deadlines and deletion.
+pub async fn subscriptions(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let p = project("p");
+    meta.create_project(p.clone()).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, "s1", "t")).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, "s2", "u")).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, "s3", "t")).await.unwrap().unwrap();
+    assert_eq!(
+        meta.create_subscription(subscription(p.uuid, "s1", "u")).await.unwrap(),
+        Err(Conflict::AlreadyExists)
+    );
+    assert_eq!(meta.subscriptions_of_topic(p.uuid, "t").await.unwrap(), ["s1", "s3"]);
+    let page = meta.list_subscriptions(p.uuid, PageRequest::default()).await.unwrap();
+    let names: Vec<_> = page.items.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s3", "s2", "s1"]);
+    assert_eq!(meta.set_ack_deadline(p.uuid, "s2", 600).await.unwrap(), Ok(()));
+    assert_eq!(meta.subscription(p.uuid, "s2").await.unwrap().unwrap().ack_deadline, 600);
+    assert_eq!(meta.set_ack_deadline(p.uuid, "nope", 5).await.unwrap(), Err(Conflict::NotFound));
+    assert_eq!(meta.delete_subscription(p.uuid, "s1").await.unwrap().unwrap().name, "s1");
+    assert_eq!(meta.delete_subscription(p.uuid, "s1").await.unwrap(), Err(Conflict::NotFound));
+    assert_eq!(meta.subscriptions_of_topic(p.uuid, "t").await.unwrap(), ["s3"]);
+}
+
+/// Concurrent cursor updates behave as if serialized; a refusal changes nothing.
+pub async fn cursor_updates_are_serialized(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let p = project("p");
+    meta.create_project(p.clone()).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, "s", "t")).await.unwrap().unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let meta = meta.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    meta.update_cursor(p.uuid, "s", WriteDurability::Relaxed, &mut |c| {
+                        c.offset += 1;
+                        Ok(())
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = meta.subscription(p.uuid, "s").await.unwrap().unwrap();
+    assert_eq!(s.cursor.offset, 400);
+    let refused = meta
+        .update_cursor(p.uuid, "s", WriteDurability::Tier, &mut |c| {
+            c.offset = 0;
+            Err(CursorRefusal::WrongAck)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused, Err(CursorRefusal::WrongAck));
+    assert_eq!(meta.subscription(p.uuid, "s").await.unwrap().unwrap().cursor.offset, 400);
+    let missing = meta
+        .update_cursor(p.uuid, "nope", WriteDurability::Tier, &mut |_| Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(missing, Err(Conflict::NotFound));
+}
+
+/// Everything written survives closing and reopening, and new items still list
+/// as newest.
+pub async fn persistence_across_reopen(b: &impl Backend, dir: &Path) {
+    let log_id = log_ref();
+    let (p, cursor) = {
+        let (meta, log) = b.open(dir).await;
+        let p = project("p");
+        meta.create_project(p.clone()).await.unwrap().unwrap();
+        meta.create_topic(topic(p.uuid, "old")).await.unwrap().unwrap();
+        meta.create_subscription(subscription(p.uuid, "s", "old")).await.unwrap().unwrap();
+        let cursor = meta
+            .update_cursor(p.uuid, "s", WriteDurability::Tier, &mut |c| {
+                c.record_pull(0, 0, 3, 77)?;
+                c.acknowledge(1, 10, 77)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        log.append(&log_id, vec![msg("a"), msg("b")], 5_000_000).await.unwrap();
+        b.close(meta, log).await;
+        (p, cursor)
+    };
+    let (meta, log) = b.open(dir).await;
+    assert_eq!(meta.project_by_name("p").await.unwrap(), Some(p.clone()));
+    assert_eq!(meta.subscription(p.uuid, "s").await.unwrap().unwrap().cursor, cursor);
+    assert_eq!(cursor, Cursor::at(2));
+    meta.create_topic(topic(p.uuid, "new")).await.unwrap().unwrap();
+    let names: Vec<_> = meta
+        .list_topics(p.uuid, PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["new", "old"]);
+    assert_eq!(log.bounds(&log_id).await.unwrap(), LogBounds { min: 0, max: 2 });
+    let read = log.read(&log_id, 0, 10, usize::MAX).await.unwrap();
+    assert_eq!(read.iter().map(|m| m.data.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(read[1].attributes, vec![("k".to_owned(), "b".to_owned())]);
+    assert_eq!(read[0].publish_time_ns, 5_000_000);
+    let next = log.append(&log_id, vec![msg("c")], 6_000_000).await.unwrap();
+    assert_eq!(next.first_offset, 2);
+}
+
+/// Concurrent appends get dense, unique, contiguous offsets.
+pub async fn log_offsets_are_dense_under_concurrency(b: &impl Backend, dir: &Path) {
+    let (_meta, log) = b.open(dir).await;
+    let id = log_ref();
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let log = log.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut firsts = Vec::new();
+                for i in 0..20 {
+                    let batch = (0..3).map(|j| msg(&format!("{task}-{i}-{j}"))).collect();
+                    firsts.push(log.append(&id, batch, 1).await.unwrap().first_offset);
+                }
+                (task, firsts)
+            })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (task, firsts) = t.await.unwrap();
+        for (i, first) in firsts.into_iter().enumerate() {
+            assert_eq!(first % 3, 0, "batches are contiguous");
+            assert!(seen.insert(first, format!("{task}-{i}")).is_none(), "duplicate offset");
+        }
+    }
+    assert_eq!(seen.len(), 320);
+    assert_eq!(log.bounds(&id).await.unwrap().max, 960);
+    let all = log.read(&id, 0, 2000, usize::MAX).await.unwrap();
+    assert_eq!(all.len(), 960);
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(m.offset, i as u64);
+        let owner = &seen[&(m.offset - m.offset % 3)];
+        assert_eq!(m.data, format!("{owner}-{}", m.offset % 3));
+    }
+}
+
+/// Reads honour start, count and byte caps; an unknown log is empty.
+pub async fn log_reads_and_bounds(b: &impl Backend, dir: &Path) {
+    let (_meta, log) = b.open(dir).await;
+    let id = log_ref();
+    assert_eq!(log.bounds(&id).await.unwrap(), LogBounds::default());
+    assert!(log.read(&id, 0, 10, usize::MAX).await.unwrap().is_empty());
+    let big = "x".repeat(1000);
+    let batch: Vec<_> = (0..10).map(|_| msg(&big)).collect();
+    let a = log.append(&id, batch, 10).await.unwrap();
+    assert_eq!(a.first_offset, 0);
+    let empty_data = NewMessage { attributes: vec![], data: String::new() };
+    log.append(&id, vec![empty_data.clone()], 11).await.unwrap();
+    assert_eq!(log.bounds(&id).await.unwrap(), LogBounds { min: 0, max: 11 });
+    let r = log.read(&id, 4, 3, usize::MAX).await.unwrap();
+    assert_eq!(r.iter().map(|m| m.offset).collect::<Vec<_>>(), [4, 5, 6]);
+    let r = log.read(&id, 0, 100, 2500).await.unwrap();
+    assert!((1..=3).contains(&r.len()), "byte cap honoured: {}", r.len());
+    let r = log.read(&id, 0, 100, 1).await.unwrap();
+    assert_eq!(r.len(), 1, "at least one message even past the byte cap");
+    let r = log.read(&id, 10, 5, usize::MAX).await.unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].data.as_str(), r[0].attributes.len()), ("", 0));
+    assert!(log.read(&id, 11, 5, usize::MAX).await.unwrap().is_empty());
+    assert!(log.read(&id, 500, 5, usize::MAX).await.unwrap().is_empty());
+}
+
+/// Publish times are monotonic and time lookups find the first message at or
+/// after a millisecond.
+pub async fn log_time_lookup(b: &impl Backend, dir: &Path) {
+    let (_meta, log) = b.open(dir).await;
+    let id = log_ref();
+    assert_eq!(log.offset_at_time(&id, 0).await.unwrap(), None);
+    let ms = 1_000_000;
+    log.append(&id, vec![msg("a"), msg("b")], 1_000 * ms).await.unwrap();
+    log.append(&id, vec![msg("c")], 2_000 * ms + 500).await.unwrap();
+    // A publish time earlier than the previous batch's is raised to it.
+    let late = log.append(&id, vec![msg("d")], 1_500 * ms).await.unwrap();
+    assert_eq!(late.publish_time_ns, 2_000 * ms + 500);
+    log.append(&id, vec![msg("e")], 3_000 * ms).await.unwrap();
+    assert_eq!(log.offset_at_time(&id, 0).await.unwrap(), Some(0));
+    assert_eq!(log.offset_at_time(&id, 1_000).await.unwrap(), Some(0));
+    assert_eq!(log.offset_at_time(&id, 1_001).await.unwrap(), Some(2));
+    assert_eq!(log.offset_at_time(&id, 2_000).await.unwrap(), Some(2), "ms truncation");
+    assert_eq!(log.offset_at_time(&id, 2_001).await.unwrap(), Some(4));
+    assert_eq!(log.offset_at_time(&id, 3_000).await.unwrap(), Some(4));
+    assert_eq!(log.offset_at_time(&id, 3_001).await.unwrap(), None);
+    let read = log.read(&id, 0, 10, usize::MAX).await.unwrap();
+    let times: Vec<_> = read.iter().map(|m| m.publish_time_ns).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+/// A waiter wakes on append; without one it returns after the timeout.
+pub async fn log_wakeups(b: &impl Backend, dir: &Path) {
+    let (_meta, log) = b.open(dir).await;
+    let id = log_ref();
+    let waiter = {
+        let log = log.clone();
+        let id = id.clone();
+        // A long timeout: only the append can end this wait in time.
+        tokio::spawn(async move { log.wait_beyond(&id, 0, Duration::from_secs(60)).await })
+    };
+    tokio::task::yield_now().await;
+    log.append(&id, vec![msg("a")], 1).await.unwrap();
+    let bounds = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("woken by the append")
+        .unwrap()
+        .unwrap();
+    assert_eq!(bounds.max, 1);
+    // Already beyond: returns at once.
+    assert_eq!(log.wait_beyond(&id, 0, Duration::from_secs(60)).await.unwrap().max, 1);
+    let timed_out = log.wait_beyond(&id, 1, Duration::from_millis(20)).await.unwrap();
+    assert_eq!(timed_out.max, 1);
+}
+
+/// Deleting a log drops its data; listing names the logs holding data.
+pub async fn log_delete_and_list(b: &impl Backend, dir: &Path) {
+    let (_meta, log) = b.open(dir).await;
+    let (x, y) = (log_ref(), log_ref());
+    log.append(&x, vec![msg("a")], 1).await.unwrap();
+    log.append(&y, vec![msg("b")], 1).await.unwrap();
+    let mut listed = log.list().await.unwrap();
+    listed.sort();
+    let mut expected = vec![x.id, y.id];
+    expected.sort();
+    assert_eq!(listed, expected);
+    log.delete(&x).await.unwrap();
+    log.delete(&x).await.unwrap();
+    assert_eq!(log.list().await.unwrap(), vec![y.id]);
+    assert_eq!(log.bounds(&x).await.unwrap(), LogBounds::default());
+    assert!(log.read(&x, 0, 10, usize::MAX).await.unwrap().is_empty());
+    assert_eq!(log.bounds(&y).await.unwrap().max, 1);
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: the real server over real HTTP on 127.0.0.1:0.
+
+mod helpers;
+mod smoke;
+mod crash;
