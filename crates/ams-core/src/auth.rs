@@ -210,10 +210,19 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 64);
-        let open: Vec<_> = Route::ALL.iter().filter(|r| r.is_open()).map(|r| r.name()).collect();
+        let open: Vec<_> = Route::ALL
+            .iter()
+            .filter(|r| r.is_open())
+            .map(|r| r.name())
+            .collect();
         assert_eq!(
             open,
-            ["ams:healthStatus", "users:profile", "users:usageReport", "version:list"]
+            [
+                "ams:healthStatus",
+                "users:profile",
+                "users:usageReport",
+                "version:list"
+            ]
         );
     }
 

@@ -112,26 +112,51 @@ pub async fn projects(b: &impl Backend, dir: &Path) {
     assert_eq!(meta.project_by_name("a").await.unwrap(), Some(a.clone()));
     assert_eq!(meta.project_by_uuid(z.uuid).await.unwrap(), Some(z.clone()));
     assert_eq!(meta.project_by_name("nope").await.unwrap(), None);
-    let names: Vec<_> = meta.list_projects().await.unwrap().into_iter().map(|p| p.name).collect();
+    let names: Vec<_> = meta
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, ["z", "a"], "oldest first");
 
     let mut renamed = a.clone();
     renamed.name = "z".into();
-    assert_eq!(meta.update_project(renamed.clone()).await.unwrap(), Err(Conflict::AlreadyExists));
+    assert_eq!(
+        meta.update_project(renamed.clone()).await.unwrap(),
+        Err(Conflict::AlreadyExists)
+    );
     renamed.name = "b".into();
     assert_eq!(meta.update_project(renamed.clone()).await.unwrap(), Ok(()));
     assert_eq!(meta.project_by_name("a").await.unwrap(), None);
-    assert_eq!(meta.project_by_name("b").await.unwrap(), Some(renamed.clone()));
-    assert_eq!(meta.update_project(project("ghost")).await.unwrap(), Err(Conflict::NotFound));
+    assert_eq!(
+        meta.project_by_name("b").await.unwrap(),
+        Some(renamed.clone())
+    );
+    assert_eq!(
+        meta.update_project(project("ghost")).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
 
-    let t = meta.create_topic(topic(a.uuid, "t")).await.unwrap().unwrap();
-    meta.create_subscription(subscription(a.uuid, "s", "t")).await.unwrap().unwrap();
+    let t = meta
+        .create_topic(topic(a.uuid, "t"))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.create_subscription(subscription(a.uuid, "s", "t"))
+        .await
+        .unwrap()
+        .unwrap();
     let deleted = meta.delete_project(a.uuid).await.unwrap().unwrap();
     assert_eq!(deleted, vec![t]);
     assert_eq!(meta.project_by_uuid(a.uuid).await.unwrap(), None);
     assert_eq!(meta.topic(a.uuid, "t").await.unwrap(), None);
     assert_eq!(meta.subscription(a.uuid, "s").await.unwrap(), None);
-    assert_eq!(meta.delete_project(a.uuid).await.unwrap(), Err(Conflict::NotFound));
+    assert_eq!(
+        meta.delete_project(a.uuid).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
     // The name is free again.
     assert_eq!(meta.create_project(project("b")).await.unwrap(), Ok(()));
 }
@@ -147,32 +172,56 @@ pub async fn topics_and_pagination(b: &impl Backend, dir: &Path) {
         "topic in a missing project"
     );
     for name in ["t0", "t1", "t2", "t3", "t4"] {
-        meta.create_topic(topic(p.uuid, name)).await.unwrap().unwrap();
+        meta.create_topic(topic(p.uuid, name))
+            .await
+            .unwrap()
+            .unwrap();
     }
     assert_eq!(
         meta.create_topic(topic(p.uuid, "t2")).await.unwrap(),
         Err(Conflict::AlreadyExists)
     );
-    let all = meta.list_topics(p.uuid, PageRequest::default()).await.unwrap();
+    let all = meta
+        .list_topics(p.uuid, PageRequest::default())
+        .await
+        .unwrap();
     let names: Vec<_> = all.items.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["t4", "t3", "t2", "t1", "t0"]);
     assert_eq!((all.next, all.total), (None, 5));
 
     let first = meta
-        .list_topics(p.uuid, PageRequest { size: Some(2), from: None })
+        .list_topics(
+            p.uuid,
+            PageRequest {
+                size: Some(2),
+                from: None,
+            },
+        )
         .await
         .unwrap();
     let names: Vec<_> = first.items.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["t4", "t3"]);
     assert_eq!(first.total, 5);
     let second = meta
-        .list_topics(p.uuid, PageRequest { size: Some(2), from: first.next })
+        .list_topics(
+            p.uuid,
+            PageRequest {
+                size: Some(2),
+                from: first.next,
+            },
+        )
         .await
         .unwrap();
     let names: Vec<_> = second.items.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["t2", "t1"]);
     let last = meta
-        .list_topics(p.uuid, PageRequest { size: Some(2), from: second.next })
+        .list_topics(
+            p.uuid,
+            PageRequest {
+                size: Some(2),
+                from: second.next,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(last.items.len(), 1);
@@ -180,9 +229,21 @@ pub async fn topics_and_pagination(b: &impl Backend, dir: &Path) {
 
     let gone = meta.delete_topic(p.uuid, "t2").await.unwrap().unwrap();
     assert_eq!(gone.name, "t2");
-    assert_eq!(meta.delete_topic(p.uuid, "t2").await.unwrap(), Err(Conflict::NotFound));
-    assert_eq!(meta.list_topics(p.uuid, PageRequest::default()).await.unwrap().total, 4);
-    let empty = meta.list_topics(Uuid::new_v4(), PageRequest::default()).await.unwrap();
+    assert_eq!(
+        meta.delete_topic(p.uuid, "t2").await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+    assert_eq!(
+        meta.list_topics(p.uuid, PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        4
+    );
+    let empty = meta
+        .list_topics(Uuid::new_v4(), PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!((empty.items.len(), empty.next, empty.total), (0, None, 0));
 }
 
@@ -191,23 +252,66 @@ pub async fn subscriptions(b: &impl Backend, dir: &Path) {
     let (meta, _log) = b.open(dir).await;
     let p = project("p");
     meta.create_project(p.clone()).await.unwrap().unwrap();
-    meta.create_subscription(subscription(p.uuid, "s1", "t")).await.unwrap().unwrap();
-    meta.create_subscription(subscription(p.uuid, "s2", "u")).await.unwrap().unwrap();
-    meta.create_subscription(subscription(p.uuid, "s3", "t")).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, "s1", "t"))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.create_subscription(subscription(p.uuid, "s2", "u"))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.create_subscription(subscription(p.uuid, "s3", "t"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        meta.create_subscription(subscription(p.uuid, "s1", "u")).await.unwrap(),
+        meta.create_subscription(subscription(p.uuid, "s1", "u"))
+            .await
+            .unwrap(),
         Err(Conflict::AlreadyExists)
     );
-    assert_eq!(meta.subscriptions_of_topic(p.uuid, "t").await.unwrap(), ["s1", "s3"]);
-    let page = meta.list_subscriptions(p.uuid, PageRequest::default()).await.unwrap();
+    assert_eq!(
+        meta.subscriptions_of_topic(p.uuid, "t").await.unwrap(),
+        ["s1", "s3"]
+    );
+    let page = meta
+        .list_subscriptions(p.uuid, PageRequest::default())
+        .await
+        .unwrap();
     let names: Vec<_> = page.items.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["s3", "s2", "s1"]);
-    assert_eq!(meta.set_ack_deadline(p.uuid, "s2", 600).await.unwrap(), Ok(()));
-    assert_eq!(meta.subscription(p.uuid, "s2").await.unwrap().unwrap().ack_deadline, 600);
-    assert_eq!(meta.set_ack_deadline(p.uuid, "nope", 5).await.unwrap(), Err(Conflict::NotFound));
-    assert_eq!(meta.delete_subscription(p.uuid, "s1").await.unwrap().unwrap().name, "s1");
-    assert_eq!(meta.delete_subscription(p.uuid, "s1").await.unwrap(), Err(Conflict::NotFound));
-    assert_eq!(meta.subscriptions_of_topic(p.uuid, "t").await.unwrap(), ["s3"]);
+    assert_eq!(
+        meta.set_ack_deadline(p.uuid, "s2", 600).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        meta.subscription(p.uuid, "s2")
+            .await
+            .unwrap()
+            .unwrap()
+            .ack_deadline,
+        600
+    );
+    assert_eq!(
+        meta.set_ack_deadline(p.uuid, "nope", 5).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+    assert_eq!(
+        meta.delete_subscription(p.uuid, "s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "s1"
+    );
+    assert_eq!(
+        meta.delete_subscription(p.uuid, "s1").await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+    assert_eq!(
+        meta.subscriptions_of_topic(p.uuid, "t").await.unwrap(),
+        ["s3"]
+    );
 }
 
 /// Concurrent cursor updates behave as if serialized; a refusal changes nothing.
@@ -215,7 +319,10 @@ pub async fn cursor_updates_are_serialized(b: &impl Backend, dir: &Path) {
     let (meta, _log) = b.open(dir).await;
     let p = project("p");
     meta.create_project(p.clone()).await.unwrap().unwrap();
-    meta.create_subscription(subscription(p.uuid, "s", "t")).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, "s", "t"))
+        .await
+        .unwrap()
+        .unwrap();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let meta = meta.clone();
@@ -247,7 +354,15 @@ pub async fn cursor_updates_are_serialized(b: &impl Backend, dir: &Path) {
         .unwrap()
         .unwrap();
     assert_eq!(refused, Err(CursorRefusal::WrongAck));
-    assert_eq!(meta.subscription(p.uuid, "s").await.unwrap().unwrap().cursor.offset, 400);
+    assert_eq!(
+        meta.subscription(p.uuid, "s")
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor
+            .offset,
+        400
+    );
     let missing = meta
         .update_cursor(p.uuid, "nope", WriteDurability::Tier, &mut |_| Ok(()))
         .await
@@ -263,8 +378,14 @@ pub async fn persistence_across_reopen(b: &impl Backend, dir: &Path) {
         let (meta, log) = b.open(dir).await;
         let p = project("p");
         meta.create_project(p.clone()).await.unwrap().unwrap();
-        meta.create_topic(topic(p.uuid, "old")).await.unwrap().unwrap();
-        meta.create_subscription(subscription(p.uuid, "s", "old")).await.unwrap().unwrap();
+        meta.create_topic(topic(p.uuid, "old"))
+            .await
+            .unwrap()
+            .unwrap();
+        meta.create_subscription(subscription(p.uuid, "s", "old"))
+            .await
+            .unwrap()
+            .unwrap();
         let cursor = meta
             .update_cursor(p.uuid, "s", WriteDurability::Tier, &mut |c| {
                 c.record_pull(0, 0, 3, 77)?;
@@ -274,15 +395,27 @@ pub async fn persistence_across_reopen(b: &impl Backend, dir: &Path) {
             .unwrap()
             .unwrap()
             .unwrap();
-        log.append(&log_id, vec![msg("a"), msg("b")], 5_000_000).await.unwrap();
+        log.append(&log_id, vec![msg("a"), msg("b")], 5_000_000)
+            .await
+            .unwrap();
         b.close(meta, log).await;
         (p, cursor)
     };
     let (meta, log) = b.open(dir).await;
     assert_eq!(meta.project_by_name("p").await.unwrap(), Some(p.clone()));
-    assert_eq!(meta.subscription(p.uuid, "s").await.unwrap().unwrap().cursor, cursor);
+    assert_eq!(
+        meta.subscription(p.uuid, "s")
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor,
+        cursor
+    );
     assert_eq!(cursor, Cursor::at(2));
-    meta.create_topic(topic(p.uuid, "new")).await.unwrap().unwrap();
+    meta.create_topic(topic(p.uuid, "new"))
+        .await
+        .unwrap()
+        .unwrap();
     let names: Vec<_> = meta
         .list_topics(p.uuid, PageRequest::default())
         .await
@@ -292,12 +425,21 @@ pub async fn persistence_across_reopen(b: &impl Backend, dir: &Path) {
         .map(|t| t.name)
         .collect();
     assert_eq!(names, ["new", "old"]);
-    assert_eq!(log.bounds(&log_id).await.unwrap(), LogBounds { min: 0, max: 2 });
+    assert_eq!(
+        log.bounds(&log_id).await.unwrap(),
+        LogBounds { min: 0, max: 2 }
+    );
     let read = log.read(&log_id, 0, 10, usize::MAX).await.unwrap();
-    assert_eq!(read.iter().map(|m| m.data.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        read.iter().map(|m| m.data.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
     assert_eq!(read[1].attributes, vec![("k".to_owned(), "b".to_owned())]);
     assert_eq!(read[0].publish_time_ns, 5_000_000);
-    let next = log.append(&log_id, vec![msg("c")], 6_000_000).await.unwrap();
+    let next = log
+        .append(&log_id, vec![msg("c")], 6_000_000)
+        .await
+        .unwrap();
     assert_eq!(next.first_offset, 2);
 }
 
@@ -324,7 +466,10 @@ pub async fn log_offsets_are_dense_under_concurrency(b: &impl Backend, dir: &Pat
         let (task, firsts) = t.await.unwrap();
         for (i, first) in firsts.into_iter().enumerate() {
             assert_eq!(first % 3, 0, "batches are contiguous");
-            assert!(seen.insert(first, format!("{task}-{i}")).is_none(), "duplicate offset");
+            assert!(
+                seen.insert(first, format!("{task}-{i}")).is_none(),
+                "duplicate offset"
+            );
         }
     }
     assert_eq!(seen.len(), 320);
@@ -348,9 +493,15 @@ pub async fn log_reads_and_bounds(b: &impl Backend, dir: &Path) {
     let batch: Vec<_> = (0..10).map(|_| msg(&big)).collect();
     let a = log.append(&id, batch, 10).await.unwrap();
     assert_eq!(a.first_offset, 0);
-    let empty_data = NewMessage { attributes: vec![], data: String::new() };
+    let empty_data = NewMessage {
+        attributes: vec![],
+        data: String::new(),
+    };
     log.append(&id, vec![empty_data.clone()], 11).await.unwrap();
-    assert_eq!(log.bounds(&id).await.unwrap(), LogBounds { min: 0, max: 11 });
+    assert_eq!(
+        log.bounds(&id).await.unwrap(),
+        LogBounds { min: 0, max: 11 }
+    );
     let r = log.read(&id, 4, 3, usize::MAX).await.unwrap();
     assert_eq!(r.iter().map(|m| m.offset).collect::<Vec<_>>(), [4, 5, 6]);
     let r = log.read(&id, 0, 100, 2500).await.unwrap();
@@ -371,8 +522,12 @@ pub async fn log_time_lookup(b: &impl Backend, dir: &Path) {
     let id = log_ref();
     assert_eq!(log.offset_at_time(&id, 0).await.unwrap(), None);
     let ms = 1_000_000;
-    log.append(&id, vec![msg("a"), msg("b")], 1_000 * ms).await.unwrap();
-    log.append(&id, vec![msg("c")], 2_000 * ms + 500).await.unwrap();
+    log.append(&id, vec![msg("a"), msg("b")], 1_000 * ms)
+        .await
+        .unwrap();
+    log.append(&id, vec![msg("c")], 2_000 * ms + 500)
+        .await
+        .unwrap();
     // A publish time earlier than the previous batch's is raised to it.
     let late = log.append(&id, vec![msg("d")], 1_500 * ms).await.unwrap();
     assert_eq!(late.publish_time_ns, 2_000 * ms + 500);
@@ -380,7 +535,11 @@ pub async fn log_time_lookup(b: &impl Backend, dir: &Path) {
     assert_eq!(log.offset_at_time(&id, 0).await.unwrap(), Some(0));
     assert_eq!(log.offset_at_time(&id, 1_000).await.unwrap(), Some(0));
     assert_eq!(log.offset_at_time(&id, 1_001).await.unwrap(), Some(2));
-    assert_eq!(log.offset_at_time(&id, 2_000).await.unwrap(), Some(2), "ms truncation");
+    assert_eq!(
+        log.offset_at_time(&id, 2_000).await.unwrap(),
+        Some(2),
+        "ms truncation"
+    );
     assert_eq!(log.offset_at_time(&id, 2_001).await.unwrap(), Some(4));
     assert_eq!(log.offset_at_time(&id, 3_000).await.unwrap(), Some(4));
     assert_eq!(log.offset_at_time(&id, 3_001).await.unwrap(), None);
@@ -408,8 +567,17 @@ pub async fn log_wakeups(b: &impl Backend, dir: &Path) {
         .unwrap();
     assert_eq!(bounds.max, 1);
     // Already beyond: returns at once.
-    assert_eq!(log.wait_beyond(&id, 0, Duration::from_secs(60)).await.unwrap().max, 1);
-    let timed_out = log.wait_beyond(&id, 1, Duration::from_millis(20)).await.unwrap();
+    assert_eq!(
+        log.wait_beyond(&id, 0, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .max,
+        1
+    );
+    let timed_out = log
+        .wait_beyond(&id, 1, Duration::from_millis(20))
+        .await
+        .unwrap();
     assert_eq!(timed_out.max, 1);
 }
 

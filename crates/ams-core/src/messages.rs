@@ -45,7 +45,10 @@ impl Ams {
             let attributes: Vec<(String, String)> =
                 m.attributes.unwrap_or_default().into_iter().collect();
             let size = m.data.len()
-                + attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
+                + attributes
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 6)
+                    .sum::<usize>()
                 + MESSAGE_OVERHEAD;
             if size > limit {
                 return Err(Error::MessageTooLarge);
@@ -302,9 +305,18 @@ mod tests {
 
     #[test]
     fn ack_ids() {
-        assert_eq!(parse_ack_id("projects/P/subscriptions/s:3", "P", "s"), Some(3));
-        assert_eq!(parse_ack_id("projects/P/subscriptions/s:-1", "P", "s"), Some(-1));
-        assert_eq!(parse_ack_id("projects/P/subscriptions/s:+4", "P", "s"), Some(4));
+        assert_eq!(
+            parse_ack_id("projects/P/subscriptions/s:3", "P", "s"),
+            Some(3)
+        );
+        assert_eq!(
+            parse_ack_id("projects/P/subscriptions/s:-1", "P", "s"),
+            Some(-1)
+        );
+        assert_eq!(
+            parse_ack_id("projects/P/subscriptions/s:+4", "P", "s"),
+            Some(4)
+        );
         for bad in [
             "projects/Q/subscriptions/s:3",
             "projects/P/subscriptions/t:3",

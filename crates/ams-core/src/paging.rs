@@ -50,12 +50,21 @@ mod tests {
         assert_eq!(parse(Some("0"), None).unwrap().size, None);
         assert_eq!(parse(Some("-3"), None).unwrap().size, None);
         assert_eq!(parse(Some("2"), None).unwrap().size, Some(2));
-        assert!(matches!(parse(Some("x"), None), Err(Error::InvalidPageSize)));
-        assert!(matches!(parse(Some("1.5"), None), Err(Error::InvalidPageSize)));
+        assert!(matches!(
+            parse(Some("x"), None),
+            Err(Error::InvalidPageSize)
+        ));
+        assert!(matches!(
+            parse(Some("1.5"), None),
+            Err(Error::InvalidPageSize)
+        ));
         assert_eq!(token(Some(1)), "MQ==");
         assert_eq!(parse(None, Some("MQ==")).unwrap().from, Some(1));
         for bad in ["MQ", "!!!", "eA==", "LTE="] {
-            assert!(matches!(parse(None, Some(bad)), Err(Error::InvalidPageToken)), "{bad}");
+            assert!(
+                matches!(parse(None, Some(bad)), Err(Error::InvalidPageToken)),
+                "{bad}"
+            );
         }
         assert_eq!(token(None), "");
     }

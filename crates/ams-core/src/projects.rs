@@ -4,11 +4,11 @@ use ams_types::json::DecodeError;
 use ams_types::wire;
 use uuid::Uuid;
 
+use crate::Ams;
 use crate::auth::Context;
 use crate::error::{Body, Error, Result};
 use crate::model::Project;
 use crate::storage::{Conflict, LogRef};
-use crate::Ams;
 
 impl Ams {
     /// `POST /v1/projects/{project}`.

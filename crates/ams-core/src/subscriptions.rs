@@ -4,11 +4,11 @@
 use ams_types::json::DecodeError;
 use ams_types::wire;
 
+use crate::Ams;
 use crate::auth::Context;
 use crate::error::{Body, Error, Result};
 use crate::model::{Cursor, DEFAULT_ACK_DEADLINE, Project, Subscription};
 use crate::paging;
-use crate::Ams;
 
 /// Largest deadline `:modifyAckDeadline` accepts.
 pub const MAX_ACK_DEADLINE: i64 = 600;
@@ -144,8 +144,17 @@ mod tests {
         assert_eq!(topic_reference("projects/P/topics/t").unwrap(), "t");
         assert_eq!(topic_reference("projects/P/other/t").unwrap(), "t");
         assert_eq!(topic_reference("other/P/topics/t").unwrap(), "t");
-        for bad in ["/projects/P/topics/t", "projects/P/topics", "x/P/y/t", "", "t"] {
-            assert!(matches!(topic_reference(bad), Err(Error::InvalidTopicReference)), "{bad}");
+        for bad in [
+            "/projects/P/topics/t",
+            "projects/P/topics",
+            "x/P/y/t",
+            "",
+            "t",
+        ] {
+            assert!(
+                matches!(topic_reference(bad), Err(Error::InvalidTopicReference)),
+                "{bad}"
+            );
         }
     }
 }

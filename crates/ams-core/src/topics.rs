@@ -5,12 +5,12 @@ use ams_types::json::DecodeError;
 use ams_types::wire;
 use uuid::Uuid;
 
+use crate::Ams;
 use crate::auth::Context;
 use crate::error::{Body, Error, Result};
 use crate::model::{Project, Topic};
 use crate::paging;
 use crate::storage::LogRef;
-use crate::Ams;
 
 impl Topic {
     /// The topic's message log.
@@ -140,8 +140,16 @@ mod tests {
     #[test]
     fn schema_references() {
         assert_eq!(schema_name("projects/P/schemas/s1").unwrap(), "s1");
-        for bad in ["/projects/P/schemas/s1", "projects/P/schemas", "project/P/schemas/s", "projects/P/schema/s"] {
-            assert!(matches!(schema_name(bad), Err(Error::WrongSchemaName)), "{bad}");
+        for bad in [
+            "/projects/P/schemas/s1",
+            "projects/P/schemas",
+            "project/P/schemas/s",
+            "projects/P/schema/s",
+        ] {
+            assert!(
+                matches!(schema_name(bad), Err(Error::WrongSchemaName)),
+                "{bad}"
+            );
         }
     }
 }

@@ -68,16 +68,19 @@ fn preflight(headers: &HeaderMap) -> Response {
     }
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if !accepted.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&accepted.join(",")) {
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
-        }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if !accepted.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&accepted.join(","))
+    {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
     }
-    if !matches!(requested, "GET" | "HEAD" | "POST") {
-        if let Ok(v) = HeaderValue::from_str(requested) {
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
-        }
+    if !matches!(requested, "GET" | "HEAD" | "POST")
+        && let Ok(v) = HeaderValue::from_str(requested)
+    {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
     }
     resp
 }
@@ -87,7 +90,11 @@ fn canonical_header(h: &str) -> String {
     let mut out = String::with_capacity(h.len());
     let mut upper = true;
     for c in h.chars() {
-        out.push(if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() });
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
         upper = c == '-';
     }
     out
@@ -118,7 +125,11 @@ mod tests {
         let o = ("origin", "http://x");
         assert_eq!(answer(Method::OPTIONS, hdrs(&[o])).status(), 400);
         assert_eq!(
-            answer(Method::OPTIONS, hdrs(&[o, ("access-control-request-method", "PATCH")])).status(),
+            answer(
+                Method::OPTIONS,
+                hdrs(&[o, ("access-control-request-method", "PATCH")])
+            )
+            .status(),
             405
         );
         let r = answer(
@@ -126,19 +137,35 @@ mod tests {
             hdrs(&[
                 o,
                 ("access-control-request-method", "PUT"),
-                ("access-control-request-headers", "x-api-key, content-type, accept"),
+                (
+                    "access-control-request-headers",
+                    "x-api-key, content-type, accept",
+                ),
             ]),
         );
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["access-control-allow-headers"], "X-Api-Key,Content-Type");
+        assert_eq!(
+            r.headers()["access-control-allow-headers"],
+            "X-Api-Key,Content-Type"
+        );
         assert_eq!(r.headers()["access-control-allow-methods"], "PUT");
         assert_eq!(r.headers()["access-control-allow-origin"], "*");
         let r = answer(
             Method::OPTIONS,
-            hdrs(&[o, ("access-control-request-method", "GET"), ("access-control-request-headers", "x-foo")]),
+            hdrs(&[
+                o,
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-foo"),
+            ]),
         );
         assert_eq!(r.status(), 403);
-        assert!(matches!(decide(&Method::GET, &hdrs(&[o])), Decision::Route { cors: true }));
-        assert!(matches!(decide(&Method::GET, &hdrs(&[])), Decision::Route { cors: false }));
+        assert!(matches!(
+            decide(&Method::GET, &hdrs(&[o])),
+            Decision::Route { cors: true }
+        ));
+        assert!(matches!(
+            decide(&Method::GET, &hdrs(&[])),
+            Decision::Route { cors: false }
+        ));
     }
 }

@@ -59,7 +59,9 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
             Body::Subscription => "Invalid Subscription Arguments",
             Body::Offset => "Invalid Offset Arguments",
             Body::Project => "Invalid Project Arguments",
-            Body::AckDeadline => "Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments",
+            Body::AckDeadline => {
+                "Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments"
+            }
             Body::Request => "Invalid Request Body",
         }
         .to_owned(),
@@ -105,9 +107,15 @@ mod tests {
         let resp = response(&Error::TopicNotFound, Stage::Handler);
         assert_eq!(resp.status(), 404);
         let (code, msg, word) = describe(&Error::InvalidBody(Body::Request));
-        assert_eq!((code.as_u16(), msg.as_str(), word), (400, "Invalid Request Body", "BAD_REQUEST"));
+        assert_eq!(
+            (code.as_u16(), msg.as_str(), word),
+            (400, "Invalid Request Body", "BAD_REQUEST")
+        );
         let (code, msg, word) = describe(&Error::MessageTooLarge);
-        assert_eq!((code.as_u16(), msg.as_str(), word), (413, "Message size is too large", "INVALID_ARGUMENT"));
+        assert_eq!(
+            (code.as_u16(), msg.as_str(), word),
+            (413, "Message size is too large", "INVALID_ARGUMENT")
+        );
         let (_, msg, _) = describe(&Error::InvalidName("subscription"));
         assert_eq!(msg, "Invalid subscription name");
     }

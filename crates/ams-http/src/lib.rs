@@ -98,7 +98,10 @@ impl Query {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -119,9 +122,7 @@ pub struct Call {
 
 impl Call {
     /// The body decoded with Go's rules.
-    pub fn json<T: serde::de::DeserializeOwned>(
-        &self,
-    ) -> Result<T, ams_types::json::DecodeError> {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ams_types::json::DecodeError> {
         ams_types::json::from_slice(&self.body)
     }
 
@@ -234,7 +235,12 @@ fn token(option: AuthOption, headers: &http::HeaderMap, query: &Query) -> Option
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    let from_query = || query.get("key").filter(|v| !v.is_empty()).map(str::to_owned);
+    let from_query = || {
+        query
+            .get("key")
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     match option {
         AuthOption::Key => from_query(),
         AuthOption::Header => from_header(),

@@ -23,7 +23,9 @@ pub async fn create(call: Call) -> Handled {
 
 /// `PUT /v1/projects/{project}`.
 pub async fn update(call: Call) -> Handled {
-    Ok(respond::indented(&call.ams.update_project(&call.ctx, call.json()).await?))
+    Ok(respond::indented(
+        &call.ams.update_project(&call.ctx, call.json()).await?,
+    ))
 }
 
 /// `DELETE /v1/projects/{project}`.

@@ -74,7 +74,10 @@ pub struct Params(Vec<(&'static str, String)>);
 impl Params {
     /// The value of variable `name`, if the route has it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of a variable the matched route is known to have.
@@ -256,7 +259,11 @@ mod tests {
             };
             assert_eq!(got, want, "{m} {p}");
         };
-        is(Method::POST, "/v1/projects/P/subscriptions/s:modifyPushStatus", "405");
+        is(
+            Method::POST,
+            "/v1/projects/P/subscriptions/s:modifyPushStatus",
+            "405",
+        );
         is(Method::PATCH, "/v1/projects", "405");
         is(Method::GET, "/v1/projects/", "404");
         is(Method::GET, "/v1/nothing", "404");

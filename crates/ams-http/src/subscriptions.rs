@@ -20,7 +20,9 @@ pub async fn list(call: Call) -> Handled {
 
 /// `GET …/subscriptions/{subscription}`.
 pub async fn show(call: Call) -> Handled {
-    Ok(respond::indented(&call.ams.show_subscription(&call.ctx, sub(&call)).await?))
+    Ok(respond::indented(
+        &call.ams.show_subscription(&call.ctx, sub(&call)).await?,
+    ))
 }
 
 /// `PUT …/subscriptions/{subscription}`.
@@ -40,12 +42,16 @@ pub async fn delete(call: Call) -> Handled {
 
 /// `POST …:pull`.
 pub async fn pull(call: Call) -> Handled {
-    Ok(respond::indented(&call.ams.pull(&call.ctx, sub(&call), call.json()).await?))
+    Ok(respond::indented(
+        &call.ams.pull(&call.ctx, sub(&call), call.json()).await?,
+    ))
 }
 
 /// `POST …:acknowledge` (answers `{}`).
 pub async fn acknowledge(call: Call) -> Handled {
-    call.ams.acknowledge(&call.ctx, sub(&call), call.json()).await?;
+    call.ams
+        .acknowledge(&call.ctx, sub(&call), call.json())
+        .await?;
     Ok(respond::empty_object())
 }
 
@@ -59,12 +65,16 @@ pub async fn modify_ack_deadline(call: Call) -> Handled {
 
 /// `GET …:offsets`.
 pub async fn offsets(call: Call) -> Handled {
-    Ok(respond::indented(&call.ams.offsets(&call.ctx, sub(&call)).await?))
+    Ok(respond::indented(
+        &call.ams.offsets(&call.ctx, sub(&call)).await?,
+    ))
 }
 
 /// `POST …:modifyOffset`.
 pub async fn modify_offset(call: Call) -> Handled {
-    call.ams.modify_offset(&call.ctx, sub(&call), call.json()).await?;
+    call.ams
+        .modify_offset(&call.ctx, sub(&call), call.json())
+        .await?;
     Ok(respond::empty())
 }
 

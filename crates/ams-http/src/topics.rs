@@ -20,7 +20,9 @@ pub async fn list(call: Call) -> Handled {
 
 /// `GET …/topics/{topic}`.
 pub async fn show(call: Call) -> Handled {
-    Ok(respond::indented(&call.ams.show_topic(&call.ctx, topic(&call)).await?))
+    Ok(respond::indented(
+        &call.ams.show_topic(&call.ctx, topic(&call)).await?,
+    ))
 }
 
 /// `PUT …/topics/{topic}` (body optional).
@@ -40,12 +42,18 @@ pub async fn delete(call: Call) -> Handled {
 
 /// `POST …/topics/{topic}:publish`.
 pub async fn publish(call: Call) -> Handled {
-    let ids = call.ams.publish(&call.ctx, topic(&call), call.json()).await?;
+    let ids = call
+        .ams
+        .publish(&call.ctx, topic(&call), call.json())
+        .await?;
     Ok(respond::indented(&ids))
 }
 
 /// `GET …/topics/{topic}/subscriptions` (compact).
 pub async fn subscriptions(call: Call) -> Handled {
-    let subs = call.ams.topic_subscriptions(&call.ctx, topic(&call)).await?;
+    let subs = call
+        .ams
+        .topic_subscriptions(&call.ctx, topic(&call))
+        .await?;
     Ok(respond::json(&subs, Layout::Compact))
 }

@@ -252,7 +252,11 @@ impl MetadataStore for EmbeddedMeta {
             let Some(seq) = st.project_seq(project.uuid) else {
                 return Ok(Err(Conflict::NotFound));
             };
-            if st.project_names.get(&project.name).is_some_and(|s| *s != seq) {
+            if st
+                .project_names
+                .get(&project.name)
+                .is_some_and(|s| *s != seq)
+            {
                 return Ok(Err(Conflict::AlreadyExists));
             }
             self.put(
@@ -434,7 +438,11 @@ impl MetadataStore for EmbeddedMeta {
     async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()> {
         {
             let mut st = self.state.write();
-            let Some(sub) = st.subscriptions.get_mut(&project).and_then(|s| s.get_mut(name)) else {
+            let Some(sub) = st
+                .subscriptions
+                .get_mut(&project)
+                .and_then(|s| s.get_mut(name))
+            else {
                 return Ok(Err(Conflict::NotFound));
             };
             let mut changed = sub.clone();
@@ -455,7 +463,11 @@ impl MetadataStore for EmbeddedMeta {
     ) -> WriteResult<Result<Cursor, CursorRefusal>> {
         let cursor = {
             let mut st = self.state.write();
-            let Some(sub) = st.subscriptions.get_mut(&project).and_then(|s| s.get_mut(name)) else {
+            let Some(sub) = st
+                .subscriptions
+                .get_mut(&project)
+                .and_then(|s| s.get_mut(name))
+            else {
                 return Ok(Err(Conflict::NotFound));
             };
             let mut cursor = sub.cursor;

@@ -33,10 +33,9 @@ impl GroupSync {
                 while let Ok((_, more)) = rx.try_recv() {
                     waiting.push(more);
                 }
-                let outcome = tokio::task::spawn_blocking(move || {
-                    db.persist(fjall::PersistMode::SyncData)
-                })
-                .await;
+                let outcome =
+                    tokio::task::spawn_blocking(move || db.persist(fjall::PersistMode::SyncData))
+                        .await;
                 let outcome = match outcome {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),

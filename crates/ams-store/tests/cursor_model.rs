@@ -60,7 +60,11 @@ impl Model {
         let n = u64::try_from(max).unwrap_or(1).max(1);
         let end = (self.committed + n).min(self.published).max(self.committed);
         let start = self.committed;
-        self.pending = if end == 0 { None } else { Some((start, end, self.now)) };
+        self.pending = if end == 0 {
+            None
+        } else {
+            Some((start, end, self.now))
+        };
         (start..end).collect()
     }
 
@@ -91,7 +95,11 @@ async fn run(ops: Vec<Op>) {
     let meta = EmbeddedMeta::open(&dir.path().join("meta"), Durability::Write).unwrap();
     let log = SegmentLog::open(
         &dir.path().join("logs"),
-        LogOptions { durability: Durability::Write, segment_bytes: 512, ..LogOptions::default() },
+        LogOptions {
+            durability: Durability::Write,
+            segment_bytes: 512,
+            ..LogOptions::default()
+        },
     )
     .unwrap();
     let clock = ManualClock::new(Timestamp::from_secs(START));
@@ -99,17 +107,36 @@ async fn run(ops: Vec<Op>) {
         Arc::new(meta),
         log,
         Arc::new(clock.clone()),
-        Settings { service_token: Some("t".into()), ..Settings::default() },
+        Settings {
+            service_token: Some("t".into()),
+            ..Settings::default()
+        },
     );
-    let admin = ams.authorize(Route::ProjectsCreate, Some("t"), Some("p")).await.unwrap();
-    ams.create_project(&admin, "p", json::from_slice(b"{}")).await.unwrap();
-    let ctx = ams.authorize(Route::TopicsCreate, Some("t"), Some("p")).await.unwrap();
-    ams.create_topic(&ctx, "t", None).await.unwrap();
-    ams.create_subscription(&ctx, "s", json::from_slice(br#"{"topic":"projects/p/topics/t"}"#))
+    let admin = ams
+        .authorize(Route::ProjectsCreate, Some("t"), Some("p"))
         .await
         .unwrap();
+    ams.create_project(&admin, "p", json::from_slice(b"{}"))
+        .await
+        .unwrap();
+    let ctx = ams
+        .authorize(Route::TopicsCreate, Some("t"), Some("p"))
+        .await
+        .unwrap();
+    ams.create_topic(&ctx, "t", None).await.unwrap();
+    ams.create_subscription(
+        &ctx,
+        "s",
+        json::from_slice(br#"{"topic":"projects/p/topics/t"}"#),
+    )
+    .await
+    .unwrap();
 
-    let mut model = Model { deadline: 10, now: START, ..Model::default() };
+    let mut model = Model {
+        deadline: 10,
+        now: START,
+        ..Model::default()
+    };
     for op in ops {
         match op {
             Op::Publish(n) => {
@@ -117,15 +144,22 @@ async fn run(ops: Vec<Op>) {
                     .map(|i| format!(r#"{{"data":"m{}"}}"#, model.published + u64::from(i)))
                     .collect();
                 let body = format!(r#"{{"messages":[{}]}}"#, msgs.join(","));
-                let ids = ams.publish(&ctx, "t", json::from_slice(body.as_bytes())).await.unwrap();
-                let expected: Vec<String> =
-                    (model.published..model.published + u64::from(n)).map(|o| o.to_string()).collect();
+                let ids = ams
+                    .publish(&ctx, "t", json::from_slice(body.as_bytes()))
+                    .await
+                    .unwrap();
+                let expected: Vec<String> = (model.published..model.published + u64::from(n))
+                    .map(|o| o.to_string())
+                    .collect();
                 assert_eq!(ids.message_ids, expected, "ids are dense");
                 model.published += u64::from(n);
             }
             Op::Pull(max) => {
                 let body = format!(r#"{{"maxMessages":"{max}"}}"#);
-                let got = ams.pull(&ctx, "s", json::from_slice(body.as_bytes())).await.unwrap();
+                let got = ams
+                    .pull(&ctx, "s", json::from_slice(body.as_bytes()))
+                    .await
+                    .unwrap();
                 let want = model.pull(max);
                 let got_ids: Vec<u64> = got
                     .received_messages
@@ -135,14 +169,20 @@ async fn run(ops: Vec<Op>) {
                 assert_eq!(got_ids, want, "pull delivers from the committed offset");
                 for m in &got.received_messages {
                     assert_eq!(m.message.data, format!("m{}", m.message.message_id));
-                    assert_eq!(m.ack_id, format!("projects/p/subscriptions/s:{}", m.message.message_id));
+                    assert_eq!(
+                        m.ack_id,
+                        format!("projects/p/subscriptions/s:{}", m.message.message_id)
+                    );
                 }
             }
             Op::Ack(pos) => {
                 let base = model.pending.map_or(model.committed, |(s, _, _)| s) as i64;
                 let id = base + i64::from(pos) - 1;
                 let body = format!(r#"{{"ackIds":["projects/p/subscriptions/s:{id}"]}}"#);
-                let got = match ams.acknowledge(&ctx, "s", json::from_slice(body.as_bytes())).await {
+                let got = match ams
+                    .acknowledge(&ctx, "s", json::from_slice(body.as_bytes()))
+                    .await
+                {
                     Ok(()) => AckOutcome::Ok,
                     Err(Error::NoAckPending) => AckOutcome::NoAckPending,
                     Err(Error::WrongAck) => AckOutcome::WrongAck,
@@ -154,7 +194,9 @@ async fn run(ops: Vec<Op>) {
             }
             Op::Seek(to) => {
                 let body = format!(r#"{{"offset":{to}}}"#);
-                let got = ams.modify_offset(&ctx, "s", json::from_slice(body.as_bytes())).await;
+                let got = ams
+                    .modify_offset(&ctx, "s", json::from_slice(body.as_bytes()))
+                    .await;
                 if u64::from(to) <= model.published {
                     got.unwrap();
                     model.committed = u64::from(to);
@@ -169,7 +211,9 @@ async fn run(ops: Vec<Op>) {
             }
             Op::Deadline(secs) => {
                 let body = format!(r#"{{"ackDeadlineSeconds":{secs}}}"#);
-                ams.modify_ack_deadline(&ctx, "s", json::from_slice(body.as_bytes())).await.unwrap();
+                ams.modify_ack_deadline(&ctx, "s", json::from_slice(body.as_bytes()))
+                    .await
+                    .unwrap();
                 model.deadline = i64::from(secs);
             }
             Op::Offsets => {

@@ -236,7 +236,9 @@ impl<'de> de::Deserializer<'de> for GoValue {
                 iter: Map::new().into_iter(),
                 value: None,
             }),
-            other => Err(de::Error::custom(format!("expected an object, got {other}"))),
+            other => Err(de::Error::custom(format!(
+                "expected an object, got {other}"
+            ))),
         }
     }
 

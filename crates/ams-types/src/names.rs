@@ -3,8 +3,7 @@
 /// Whether `s` is a valid AMS resource name (`^[a-zA-Z0-9_-]+$`).
 pub fn is_valid_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 /// A point in time: nanoseconds since the Unix epoch, UTC.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -111,7 +113,8 @@ pub fn parse_zulu_millis(s: &str) -> Option<i64> {
     let second = num(off + 4..off + 6)?;
     let millis = num(off + 7..off + 10)?;
     let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date = Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
+    let date =
+        Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
     let time = Time::from_hms_milli(
         u8::try_from(hour).ok()?,
         u8::try_from(minute).ok()?,
@@ -142,7 +145,10 @@ mod tests {
     #[test]
     fn zulu_parser_is_strict() {
         assert_eq!(parse_zulu_millis("1970-01-01T00:00:01.500Z"), Some(1500));
-        assert_eq!(parse_zulu_millis("1970-01-01T1:00:00.000Z"), Some(3_600_000));
+        assert_eq!(
+            parse_zulu_millis("1970-01-01T1:00:00.000Z"),
+            Some(3_600_000)
+        );
         assert_eq!(
             parse_zulu_millis("2019-09-02T13:39:11.100Z"),
             Some(1_567_431_551_100)

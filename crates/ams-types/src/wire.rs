@@ -409,7 +409,10 @@ mod tests {
    "ackDeadlineSeconds": 10,
    "createdOn": "2020-11-19T00:00:00Z"
 }"#;
-        assert_eq!(String::from_utf8(to_vec(&s, Layout::Indent3)).unwrap(), expected);
+        assert_eq!(
+            String::from_utf8(to_vec(&s, Layout::Indent3)).unwrap(),
+            expected
+        );
     }
 
     #[test]

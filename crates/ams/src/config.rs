@@ -229,9 +229,14 @@ impl Config {
         };
         let segment_bytes = positive(
             "segment_bytes",
-            args.segment_bytes.or(file.segment_bytes).unwrap_or(64 << 20),
+            args.segment_bytes
+                .or(file.segment_bytes)
+                .unwrap_or(64 << 20),
         )?;
-        let max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 << 20);
+        let max_body_bytes = args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(64 << 20);
         if max_body_bytes < 2_000_000 {
             return Err(ConfigError::BadValue {
                 key: "max_body_bytes",
@@ -272,7 +277,10 @@ impl Config {
                 .filter(|t| !t.is_empty()),
             auth_option,
             durability,
-            per_resource_auth: args.per_resource_auth.or(file.per_resource_auth).unwrap_or(true),
+            per_resource_auth: args
+                .per_resource_auth
+                .or(file.per_resource_auth)
+                .unwrap_or(true),
             log_level: args
                 .log_level
                 .clone()
@@ -281,7 +289,9 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             long_poll_max: Duration::from_millis(
-                args.long_poll_max_ms.or(file.long_poll_max_ms).unwrap_or(5000),
+                args.long_poll_max_ms
+                    .or(file.long_poll_max_ms)
+                    .unwrap_or(5000),
             ),
             max_body_bytes,
             retention_max_age: retention_hours.map(|h| Duration::from_secs(h * 3600)),
@@ -345,11 +355,14 @@ fn bad(key: &'static str, expected: &str, got: &Value) -> ConfigError {
 }
 
 fn string(key: &'static str, v: &Value) -> Result<String, ConfigError> {
-    v.as_str().map(str::to_owned).ok_or_else(|| bad(key, "a string", v))
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| bad(key, "a string", v))
 }
 
 fn unsigned(key: &'static str, v: &Value) -> Result<u64, ConfigError> {
-    v.as_u64().ok_or_else(|| bad(key, "a non-negative integer", v))
+    v.as_u64()
+        .ok_or_else(|| bad(key, "a non-negative integer", v))
 }
 
 /// A boolean, or the strings "true"/"false" as the original accepts.
@@ -443,10 +456,12 @@ impl FileConfig {
                     })
                 }
                 "certificate" => {
-                    cfg.certificate = Some(string("certificate", v)?.into()).filter(|p: &PathBuf| !p.as_os_str().is_empty())
+                    cfg.certificate = Some(string("certificate", v)?.into())
+                        .filter(|p: &PathBuf| !p.as_os_str().is_empty())
                 }
                 "certificate_key" => {
-                    cfg.certificate_key = Some(string("certificate_key", v)?.into()).filter(|p: &PathBuf| !p.as_os_str().is_empty())
+                    cfg.certificate_key = Some(string("certificate_key", v)?.into())
+                        .filter(|p: &PathBuf| !p.as_os_str().is_empty())
                 }
                 "long_poll_max_ms" => cfg.long_poll_max_ms = Some(unsigned("long_poll_max_ms", v)?),
                 "max_body_bytes" => {
@@ -558,6 +573,9 @@ mod tests {
             let e = load(json, ServeArgs::default()).unwrap_err();
             assert!(e.to_string().contains(key), "{json}: {e}");
         }
-        assert!(matches!(load("[1]", ServeArgs::default()), Err(ConfigError::Syntax { .. })));
+        assert!(matches!(
+            load("[1]", ServeArgs::default()),
+            Err(ConfigError::Syntax { .. })
+        ));
     }
 }

@@ -7,7 +7,7 @@
 //! # Layout
 //! * [`config`]: config.json + `AMS_*` env vars + flags → [`Config`].
 //! * [`token`]: the generated service token.
-//! * [`telemetry`]: logging.
+//! * [`telemetry`]: logging setup (text or JSON).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,8 +46,9 @@ impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         // rustls needs a process-wide crypto provider; a second install is a no-op error.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let token = token::resolve(config.service_token.as_deref(), &config.data_dir)
             .context("cannot read or store the service token")?;
         let meta = EmbeddedMeta::open(&config.data_dir.join("meta"), config.durability)
@@ -74,7 +75,10 @@ impl Application {
                 ..Settings::default()
             },
         );
-        let orphans = ams.remove_orphan_logs().await.context("cannot clean up message logs")?;
+        let orphans = ams
+            .remove_orphan_logs()
+            .await
+            .context("cannot clean up message logs")?;
         if orphans > 0 {
             tracing::info!(orphans, "removed message logs of deleted topics");
         }
@@ -101,13 +105,22 @@ impl Application {
                 let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                     .await
                     .with_context(|| {
-                        format!("cannot load TLS certificate {} / key {}", cert.display(), key.display())
+                        format!(
+                            "cannot load TLS certificate {} / key {}",
+                            cert.display(),
+                            key.display()
+                        )
                     })?;
-                let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+                let server =
+                    axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
                 tokio::spawn(server.serve(service))
             }
         };
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(address = %addr, "listening on {scheme}://{addr}");
 
         let retention = {

@@ -12,8 +12,10 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
         // The storage engine's own info lines are noise at our info level.
-        _ if !level.contains('=') => EnvFilter::try_new(format!("{level},fjall=warn,lsm_tree=warn"))
-            .map_err(|e| anyhow::anyhow!("configuration key `log_level`: {e}"))?,
+        _ if !level.contains('=') => {
+            EnvFilter::try_new(format!("{level},fjall=warn,lsm_tree=warn"))
+                .map_err(|e| anyhow::anyhow!("configuration key `log_level`: {e}"))?
+        }
         _ => EnvFilter::try_new(level)
             .map_err(|e| anyhow::anyhow!("configuration key `log_level`: {e}"))?,
     };

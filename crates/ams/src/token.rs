@@ -25,7 +25,9 @@ impl ServiceToken {
     /// The token itself.
     pub fn secret(&self) -> &str {
         match self {
-            ServiceToken::Configured(t) | ServiceToken::Stored(t, _) | ServiceToken::Generated(t, _) => t,
+            ServiceToken::Configured(t)
+            | ServiceToken::Stored(t, _)
+            | ServiceToken::Generated(t, _) => t,
         }
     }
 }
@@ -37,7 +39,9 @@ pub fn resolve(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Ser
     }
     let path = data_dir.join(TOKEN_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => return Ok(ServiceToken::Stored(t.trim().to_owned(), path)),
+        Ok(t) if !t.trim().is_empty() => {
+            return Ok(ServiceToken::Stored(t.trim().to_owned(), path));
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -75,7 +79,11 @@ mod tests {
             panic!("{first:?}");
         };
         assert_eq!(token.len(), 64);
-        assert!(token.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let again = resolve(None, dir.path()).unwrap();

@@ -23,7 +23,15 @@ impl Server {
     /// Starts `ams serve` on port 0 and learns its address from the log line.
     async fn start(data_dir: &std::path::Path, durability: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ams"))
-            .args(["serve", "--port", "0", "--service-token", TOKEN, "--durability", durability])
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--service-token",
+                TOKEN,
+                "--durability",
+                durability,
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "info")
@@ -53,7 +61,13 @@ impl Server {
     }
 }
 
-async fn call(client: &reqwest::Client, base: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+async fn call(
+    client: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let resp = client
         .request(method, format!("{base}/v1{path}"))
         .header("x-api-key", TOKEN)
@@ -72,20 +86,62 @@ async fn crash_and_recover(durability: &str) {
     let server = Server::start(dir.path(), durability).await;
     let base = server.base.clone();
     use reqwest::Method as M;
-    assert_eq!(call(&client, &base, M::POST, "/projects/P", json!({})).await.0, 200);
-    assert_eq!(call(&client, &base, M::PUT, "/projects/P/topics/t", json!({})).await.0, 200);
+    assert_eq!(
+        call(&client, &base, M::POST, "/projects/P", json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&client, &base, M::PUT, "/projects/P/topics/t", json!({}))
+            .await
+            .0,
+        200
+    );
     let sub = json!({"topic": "projects/P/topics/t"});
-    assert_eq!(call(&client, &base, M::PUT, "/projects/P/subscriptions/s", sub).await.0, 200);
+    assert_eq!(
+        call(&client, &base, M::PUT, "/projects/P/subscriptions/s", sub)
+            .await
+            .0,
+        200
+    );
 
     // Ten messages; acknowledge the first five.
-    let first: Vec<Value> = (0..10).map(|i| json!({"data": format!("pre-{i}")})).collect();
-    let (status, _) = call(&client, &base, M::POST, "/projects/P/topics/t:publish", json!({"messages": first})).await;
+    let first: Vec<Value> = (0..10)
+        .map(|i| json!({"data": format!("pre-{i}")}))
+        .collect();
+    let (status, _) = call(
+        &client,
+        &base,
+        M::POST,
+        "/projects/P/topics/t:publish",
+        json!({"messages": first}),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, pulled) = call(&client, &base, M::POST, "/projects/P/subscriptions/s:pull", json!({"maxMessages": "5"})).await;
+    let (status, pulled) = call(
+        &client,
+        &base,
+        M::POST,
+        "/projects/P/subscriptions/s:pull",
+        json!({"maxMessages": "5"}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(pulled["receivedMessages"].as_array().unwrap().len(), 5);
     let ack = json!({"ackIds": ["projects/P/subscriptions/s:4"]});
-    assert_eq!(call(&client, &base, M::POST, "/projects/P/subscriptions/s:acknowledge", ack).await.0, 200);
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            M::POST,
+            "/projects/P/subscriptions/s:acknowledge",
+            ack
+        )
+        .await
+        .0,
+        200
+    );
 
     // Concurrent publishers; every answered id is recorded with its data.
     let answered: Arc<parking_lot::Mutex<BTreeMap<u64, String>>> = Arc::default();
@@ -96,11 +152,18 @@ async fn crash_and_recover(durability: &str) {
     let enough = Arc::new(tokio::sync::Notify::new());
     let publishers: Vec<_> = (0..6)
         .map(|client_no| {
-            let (client, base, answered, successes, enough) =
-                (client.clone(), base.clone(), answered.clone(), successes.clone(), enough.clone());
+            let (client, base, answered, successes, enough) = (
+                client.clone(),
+                base.clone(),
+                answered.clone(),
+                successes.clone(),
+                enough.clone(),
+            );
             tokio::spawn(async move {
                 for round in 0.. {
-                    let datas: Vec<String> = (0..20).map(|j| format!("c{client_no}-{round}-{j}")).collect();
+                    let datas: Vec<String> = (0..20)
+                        .map(|j| format!("c{client_no}-{round}-{j}"))
+                        .collect();
                     let msgs: Vec<Value> = datas.iter().map(|d| json!({"data": d})).collect();
                     let sent = client
                         .post(format!("{base}/v1/projects/P/topics/t:publish"))
@@ -112,7 +175,9 @@ async fn crash_and_recover(durability: &str) {
                     if resp.status() != 200 {
                         return;
                     }
-                    let Ok(body) = resp.json::<Value>().await else { return };
+                    let Ok(body) = resp.json::<Value>().await else {
+                        return;
+                    };
                     let ids = body["messageIds"].as_array().unwrap().clone();
                     let mut map = answered.lock();
                     for (id, data) in ids.iter().zip(datas) {
@@ -137,16 +202,37 @@ async fn crash_and_recover(durability: &str) {
 
     let server = Server::start(dir.path(), durability).await;
     let base = server.base.clone();
-    let (status, offsets) = call(&client, &base, M::GET, "/projects/P/subscriptions/s:offsets", Value::Null).await;
+    let (status, offsets) = call(
+        &client,
+        &base,
+        M::GET,
+        "/projects/P/subscriptions/s:offsets",
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(offsets["current"], 5, "the acknowledged cursor survived");
     let max = offsets["max"].as_u64().unwrap();
     let highest = *answered.keys().last().unwrap();
-    assert!(max > highest, "max {max} covers every answered id (highest {highest})");
+    assert!(
+        max > highest,
+        "max {max} covers every answered id (highest {highest})"
+    );
 
     // Replay everything: ids dense from 0, every answered message intact.
     let seek = json!({"offset": 0});
-    assert_eq!(call(&client, &base, M::POST, "/projects/P/subscriptions/s:modifyOffset", seek).await.0, 200);
+    assert_eq!(
+        call(
+            &client,
+            &base,
+            M::POST,
+            "/projects/P/subscriptions/s:modifyOffset",
+            seek
+        )
+        .await
+        .0,
+        200
+    );
     let (status, pulled) = call(
         &client,
         &base,
@@ -162,11 +248,22 @@ async fn crash_and_recover(durability: &str) {
         let id: u64 = m["message"]["messageId"].as_str().unwrap().parse().unwrap();
         assert_eq!(id, i as u64, "ids are dense");
         if let Some(data) = answered.get(&id) {
-            assert_eq!(m["message"]["data"].as_str().unwrap(), data, "message {id} intact");
+            assert_eq!(
+                m["message"]["data"].as_str().unwrap(),
+                data,
+                "message {id} intact"
+            );
         }
     }
     // And publishing continues right after the recovered end.
-    let (status, ids) = call(&client, &base, M::POST, "/projects/P/topics/t:publish", json!({"messages": [{"data": "after"}]})).await;
+    let (status, ids) = call(
+        &client,
+        &base,
+        M::POST,
+        "/projects/P/topics/t:publish",
+        json!({"messages": [{"data": "after"}]}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(ids["messageIds"][0], max.to_string());
     server.kill9().await;

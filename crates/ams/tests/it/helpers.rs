@@ -124,7 +124,13 @@ impl TestApp {
     }
 
     /// Sends a request with the given token (or none) in `x-api-key`.
-    pub async fn call_as(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Resp {
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
@@ -142,7 +148,13 @@ impl TestApp {
     }
 
     /// Sends a request with extra headers (and no token unless given in them).
-    pub async fn call_with(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         for (k, v) in headers {
@@ -162,13 +174,18 @@ impl TestApp {
     /// Acknowledges `ids` on `p/s`.
     pub async fn ack(&self, p: &str, s: &str, ids: &[&str]) -> Resp {
         let body = serde_json::json!({ "ackIds": ids }).to_string();
-        self.post(&format!("/v1/projects/{p}/subscriptions/{s}:acknowledge"), &body)
-            .await
+        self.post(
+            &format!("/v1/projects/{p}/subscriptions/{s}:acknowledge"),
+            &body,
+        )
+        .await
     }
 
     /// `(max, min, current)` of `p/s`.
     pub async fn offsets(&self, p: &str, s: &str) -> (i64, i64, i64) {
-        let r = self.get(&format!("/v1/projects/{p}/subscriptions/{s}:offsets")).await;
+        let r = self
+            .get(&format!("/v1/projects/{p}/subscriptions/{s}:offsets"))
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
         (
@@ -200,17 +217,35 @@ impl TestApp {
 
     /// Creates project `p`, topic `t` and pull subscription `s` on it; panics on failure.
     pub async fn setup(&self, p: &str, t: &str, s: &str) {
-        assert_eq!(self.post(&format!("/v1/projects/{p}"), "{}").await.status, 200);
-        assert_eq!(self.put(&format!("/v1/projects/{p}/topics/{t}"), "").await.status, 200);
+        assert_eq!(
+            self.post(&format!("/v1/projects/{p}"), "{}").await.status,
+            200
+        );
+        assert_eq!(
+            self.put(&format!("/v1/projects/{p}/topics/{t}"), "")
+                .await
+                .status,
+            200
+        );
         let body = format!(r#"{{"topic":"projects/{p}/topics/{t}"}}"#);
-        assert_eq!(self.put(&format!("/v1/projects/{p}/subscriptions/{s}"), &body).await.status, 200);
+        assert_eq!(
+            self.put(&format!("/v1/projects/{p}/subscriptions/{s}"), &body)
+                .await
+                .status,
+            200
+        );
     }
 
     /// Publishes `data` strings to `p/t` and returns the ids.
     pub async fn publish(&self, p: &str, t: &str, data: &[&str]) -> Vec<String> {
-        let msgs: Vec<Value> = data.iter().map(|d| serde_json::json!({"data": d})).collect();
+        let msgs: Vec<Value> = data
+            .iter()
+            .map(|d| serde_json::json!({"data": d}))
+            .collect();
         let body = serde_json::json!({ "messages": msgs }).to_string();
-        let r = self.post(&format!("/v1/projects/{p}/topics/{t}:publish"), &body).await;
+        let r = self
+            .post(&format!("/v1/projects/{p}/topics/{t}:publish"), &body)
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()["messageIds"]
             .as_array()
@@ -223,12 +258,16 @@ impl TestApp {
     /// Pulls up to `max` messages from `p/s` and returns (ackIds, datas).
     pub async fn pull(&self, p: &str, s: &str, max: u32) -> (Vec<String>, Vec<String>) {
         let body = format!(r#"{{"maxMessages":"{max}"}}"#);
-        let r = self.post(&format!("/v1/projects/{p}/subscriptions/{s}:pull"), &body).await;
+        let r = self
+            .post(&format!("/v1/projects/{p}/subscriptions/{s}:pull"), &body)
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
         let msgs = v["receivedMessages"].as_array().unwrap();
         (
-            msgs.iter().map(|m| m["ackId"].as_str().unwrap().to_owned()).collect(),
+            msgs.iter()
+                .map(|m| m["ackId"].as_str().unwrap().to_owned())
+                .collect(),
             msgs.iter()
                 .map(|m| m["message"]["data"].as_str().unwrap().to_owned())
                 .collect(),
@@ -243,7 +282,10 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let (dir, _) = (std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()), ());
+        let (dir, _) = (
+            std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
+            (),
+        );
         dir
     }
 }

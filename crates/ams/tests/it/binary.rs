@@ -1,0 +1,134 @@
+//! The built binary: start-up errors, the generated service token, TLS.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::{http_client, spawn_with};
+
+#[tokio::test]
+async fn unknown_config_keys_and_bad_values_stop_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (json, key) in [
+        (r#"{"prot": 8080}"#, "`prot`"),
+        (r#"{"port": "x"}"#, "`port`"),
+    ] {
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, json).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ams"))
+            .args(["serve", "--port", "0", "--config"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn bad_flag_values_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ams"))
+        .args(["serve", "--durability", "sometimes"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--durability"));
+}
+
+/// Starts the binary without a token, reads stdout until the server listens,
+/// then stops it with SIGTERM and returns what it printed on stdout.
+async fn start_without_token(data: &std::path::Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ams"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data)
+        .env_remove("AMS_SERVICE_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = err.next_line().await.unwrap() {
+        assert!(
+            !line.contains(&read_token(data)),
+            "the token is never logged"
+        );
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "graceful shutdown on SIGTERM");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn read_token(data: &std::path::Path) -> String {
+    std::fs::read_to_string(data.join("service_token"))
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_else(|_| "no token yet".into())
+}
+
+#[tokio::test]
+async fn first_start_generates_a_private_token_and_later_starts_reuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = start_without_token(&data).await;
+    assert!(first.contains("Generated a service token"), "{first}");
+    let token = read_token(&data);
+    assert_eq!(token.len(), 64);
+    assert!(!first.contains(&token), "the token itself is not printed");
+    let mode = std::fs::metadata(data.join("service_token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let second = start_without_token(&data).await;
+    assert!(!second.contains("Generated"), "{second}");
+    assert_eq!(read_token(&data), token);
+}
+
+#[tokio::test]
+async fn serves_https_when_a_certificate_is_configured() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let app = spawn_with(|c| c.tls = Some((cert_path.clone(), key_path.clone()))).await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let _ = http_client(); // installs the crypto provider
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap()])
+        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("https://localhost:{port}/v1/projects"))
+        .header("x-api-key", &app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "{}");
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = http_client()
+        .get(format!("{}/v1/projects", app.base))
+        .header("x-api-key", &app.token)
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+}
