@@ -3,4 +3,9 @@
 mod binary;
 mod crash;
 mod helpers;
+mod messages;
+mod pipeline;
+mod projects;
 mod smoke;
+mod subscriptions;
+mod topics;

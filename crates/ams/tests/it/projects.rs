@@ -18,7 +18,9 @@ const T0: &str = "2024-01-01T10:00:00Z";
 #[tokio::test]
 async fn create_returns_the_project_without_created_by() {
     let app = spawn_app().await;
-    let r = app.post("/v1/projects/ARGO", r#"{"description":"simple project"}"#).await;
+    let r = app
+        .post("/v1/projects/ARGO", r#"{"description":"simple project"}"#)
+        .await;
     r.assert_ok(&project_body("ARGO", T0, T0, Some("simple project")));
     assert_eq!(r.content_type(), JSON);
 }
@@ -38,7 +40,9 @@ async fn create_without_description_omits_the_key() {
 #[tokio::test]
 async fn show_returns_what_create_returned() {
     let app = spawn_app().await;
-    let created = app.post("/v1/projects/ARGO", r#"{"description":"d"}"#).await;
+    let created = app
+        .post("/v1/projects/ARGO", r#"{"description":"d"}"#)
+        .await;
     app.clock.advance_secs(60);
     let shown = app.get("/v1/projects/ARGO").await;
     shown.assert_ok(&created.body);
@@ -47,9 +51,11 @@ async fn show_returns_what_create_returned() {
 #[tokio::test]
 async fn create_errors() {
     let app = spawn_app().await;
-    app.post("/v1/projects/ARGO", "")
-        .await
-        .assert_error(400, "Invalid Project Arguments", "INVALID_ARGUMENT");
+    app.post("/v1/projects/ARGO", "").await.assert_error(
+        400,
+        "Invalid Project Arguments",
+        "INVALID_ARGUMENT",
+    );
     app.post("/v1/projects/ARGO", "not json")
         .await
         .assert_error(400, "Invalid Project Arguments", "INVALID_ARGUMENT");
@@ -58,21 +64,29 @@ async fn create_errors() {
         .assert_error(400, "Invalid Project Arguments", "INVALID_ARGUMENT");
     // Nothing was created by the failures.
     assert_eq!(app.get("/v1/projects/ARGO").await.status, 404);
-    app.post("/v1/projects/ARGO", "{}").await.assert_ok(&project_body("ARGO", T0, T0, None));
-    let r = app.post("/v1/projects/ARGO", r#"{"description":"again"}"#).await;
+    app.post("/v1/projects/ARGO", "{}")
+        .await
+        .assert_ok(&project_body("ARGO", T0, T0, None));
+    let r = app
+        .post("/v1/projects/ARGO", r#"{"description":"again"}"#)
+        .await;
     r.assert_error(409, "Project already exists", "ALREADY_EXISTS");
     assert_eq!(r.content_type(), JSON);
     // The existing project is unchanged.
-    app.get("/v1/projects/ARGO").await.assert_ok(&project_body("ARGO", T0, T0, None));
+    app.get("/v1/projects/ARGO")
+        .await
+        .assert_ok(&project_body("ARGO", T0, T0, None));
 }
 
 #[tokio::test]
 async fn create_checks_the_body_before_the_name_clash() {
     let app = spawn_app().await;
     app.post("/v1/projects/ARGO", "{}").await;
-    app.post("/v1/projects/ARGO", "")
-        .await
-        .assert_error(400, "Invalid Project Arguments", "INVALID_ARGUMENT");
+    app.post("/v1/projects/ARGO", "").await.assert_error(
+        400,
+        "Invalid Project Arguments",
+        "INVALID_ARGUMENT",
+    );
 }
 
 #[tokio::test]
@@ -84,7 +98,8 @@ async fn list_is_empty_object_when_there_are_none() {
 #[tokio::test]
 async fn list_is_in_insertion_order() {
     let app = spawn_app().await;
-    app.post("/v1/projects/ZETA", r#"{"description":"z"}"#).await;
+    app.post("/v1/projects/ZETA", r#"{"description":"z"}"#)
+        .await;
     app.clock.advance_secs(1);
     app.post("/v1/projects/ALPHA", "{}").await;
     let expected = "{\n   \"projects\": [\n      {\n         \"name\": \"ZETA\",\n         \"created_on\": \"2024-01-01T10:00:00Z\",\n         \"modified_on\": \"2024-01-01T10:00:00Z\",\n         \"description\": \"z\"\n      },\n      {\n         \"name\": \"ALPHA\",\n         \"created_on\": \"2024-01-01T10:00:01Z\",\n         \"modified_on\": \"2024-01-01T10:00:01Z\"\n      }\n   ]\n}";
@@ -102,30 +117,50 @@ async fn show_of_a_missing_project_is_the_pipeline_404() {
 #[tokio::test]
 async fn update_changes_description_and_modified_on() {
     let app = spawn_app().await;
-    app.post("/v1/projects/ARGO", r#"{"description":"old"}"#).await;
+    app.post("/v1/projects/ARGO", r#"{"description":"old"}"#)
+        .await;
     app.clock.advance_secs(90);
-    let r = app.put("/v1/projects/ARGO", r#"{"description":"new"}"#).await;
-    r.assert_ok(&project_body("ARGO", T0, "2024-01-01T10:01:30Z", Some("new")));
+    let r = app
+        .put("/v1/projects/ARGO", r#"{"description":"new"}"#)
+        .await;
+    r.assert_ok(&project_body(
+        "ARGO",
+        T0,
+        "2024-01-01T10:01:30Z",
+        Some("new"),
+    ));
     app.get("/v1/projects/ARGO").await.assert_ok(&r.body);
 }
 
 #[tokio::test]
 async fn update_with_empty_fields_keeps_them() {
     let app = spawn_app().await;
-    app.post("/v1/projects/ARGO", r#"{"description":"keep"}"#).await;
+    app.post("/v1/projects/ARGO", r#"{"description":"keep"}"#)
+        .await;
     app.clock.advance_secs(5);
     app.put("/v1/projects/ARGO", r#"{"name":"","description":""}"#)
         .await
-        .assert_ok(&project_body("ARGO", T0, "2024-01-01T10:00:05Z", Some("keep")));
+        .assert_ok(&project_body(
+            "ARGO",
+            T0,
+            "2024-01-01T10:00:05Z",
+            Some("keep"),
+        ));
     app.put("/v1/projects/ARGO", "{}")
         .await
-        .assert_ok(&project_body("ARGO", T0, "2024-01-01T10:00:05Z", Some("keep")));
+        .assert_ok(&project_body(
+            "ARGO",
+            T0,
+            "2024-01-01T10:00:05Z",
+            Some("keep"),
+        ));
 }
 
 #[tokio::test]
 async fn update_errors() {
     let app = spawn_app().await;
-    app.post("/v1/projects/ARGO", r#"{"description":"a"}"#).await;
+    app.post("/v1/projects/ARGO", r#"{"description":"a"}"#)
+        .await;
     app.post("/v1/projects/OTHER", "{}").await;
     app.put("/v1/projects/ARGO", "")
         .await
@@ -133,16 +168,24 @@ async fn update_errors() {
     app.put("/v1/projects/ARGO", r#"{"name":1}"#)
         .await
         .assert_error(400, "Invalid Request Body", "BAD_REQUEST");
-    let r = app.put("/v1/projects/ARGO", r#"{"name":"OTHER","description":"b"}"#).await;
-    r.assert_error(400, "invalid project name change, name already exists", "INVALID_ARGUMENT");
+    let r = app
+        .put("/v1/projects/ARGO", r#"{"name":"OTHER","description":"b"}"#)
+        .await;
+    r.assert_error(
+        400,
+        "invalid project name change, name already exists",
+        "INVALID_ARGUMENT",
+    );
     assert_eq!(r.content_type(), JSON);
     // The refused update changed nothing.
     app.get("/v1/projects/ARGO")
         .await
         .assert_ok(&project_body("ARGO", T0, T0, Some("a")));
-    app.put("/v1/projects/NOPE", "{}")
-        .await
-        .assert_error(404, "project doesn't exist", "NOT_FOUND");
+    app.put("/v1/projects/NOPE", "{}").await.assert_error(
+        404,
+        "project doesn't exist",
+        "NOT_FOUND",
+    );
 }
 
 #[tokio::test]
@@ -175,12 +218,14 @@ async fn rename_moves_topics_subscriptions_and_messages() {
     assert_eq!(data, ["m0", "m1"]);
     assert_eq!(acks[1], "projects/NEW/subscriptions/s1:1");
     // The old name is free again.
-    app.post("/v1/projects/ARGO", "{}").await.assert_ok(&project_body(
-        "ARGO",
-        "2024-01-01T10:00:01Z",
-        "2024-01-01T10:00:01Z",
-        None,
-    ));
+    app.post("/v1/projects/ARGO", "{}")
+        .await
+        .assert_ok(&project_body(
+            "ARGO",
+            "2024-01-01T10:00:01Z",
+            "2024-01-01T10:00:01Z",
+            None,
+        ));
     let list = app.get("/v1/projects/ARGO/topics").await.json();
     assert_eq!(list["totalSize"], 0);
 }
@@ -209,20 +254,24 @@ async fn delete_cascades_to_topics_and_subscriptions() {
     app.setup("KEEP", "t1", "s1").await;
     app.publish("KEEP", "t1", &["k"]).await;
     app.delete("/v1/projects/ARGO").await.assert_ok("");
-    app.get("/v1/projects/ARGO/topics/t1")
-        .await
-        .assert_error(404, "project doesn't exist", "NOT_FOUND");
+    app.get("/v1/projects/ARGO/topics/t1").await.assert_error(
+        404,
+        "project doesn't exist",
+        "NOT_FOUND",
+    );
     // Re-created, the project is empty, and the old names are free.
     app.post("/v1/projects/ARGO", "{}").await;
     app.get("/v1/projects/ARGO/topics")
         .await
         .assert_ok("{\n   \"topics\": [],\n   \"nextPageToken\": \"\",\n   \"totalSize\": 0\n}");
-    app.get("/v1/projects/ARGO/subscriptions")
-        .await
-        .assert_ok("{\n   \"subscriptions\": [],\n   \"nextPageToken\": \"\",\n   \"totalSize\": 0\n}");
-    app.get("/v1/projects/ARGO/topics/t1")
-        .await
-        .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
+    app.get("/v1/projects/ARGO/subscriptions").await.assert_ok(
+        "{\n   \"subscriptions\": [],\n   \"nextPageToken\": \"\",\n   \"totalSize\": 0\n}",
+    );
+    app.get("/v1/projects/ARGO/topics/t1").await.assert_error(
+        404,
+        "Topic doesn't exist",
+        "NOT_FOUND",
+    );
     app.get("/v1/projects/ARGO/subscriptions/s1")
         .await
         .assert_error(404, "Subscription doesn't exist", "NOT_FOUND");

@@ -36,7 +36,12 @@ async fn create_pull_subscription_exact_body() {
 #[tokio::test]
 async fn ack_deadline_on_create_is_not_range_checked() {
     let app = with_topic().await;
-    for (name, given, stored) in [("a", "30", 30), ("b", "0", 10), ("c", "-5", -5), ("d", "700", 700)] {
+    for (name, given, stored) in [
+        ("a", "30", 30),
+        ("b", "0", 10),
+        ("c", "-5", -5),
+        ("d", "700", 700),
+    ] {
         let body = format!(r#"{{"topic":"projects/ARGO/topics/t1","ackDeadlineSeconds":{given}}}"#);
         app.put(&format!("/v1/projects/ARGO/subscriptions/{name}"), &body)
             .await
@@ -48,13 +53,16 @@ async fn ack_deadline_on_create_is_not_range_checked() {
 async fn empty_push_config_is_a_pull_subscription() {
     let app = with_topic().await;
     let body = r#"{"topic":"projects/ARGO/topics/t1","pushConfig":{}}"#;
-    app.put(SUB, body).await.assert_ok(&sub_body("ARGO", "s1", "t1", 10, T0));
+    app.put(SUB, body)
+        .await
+        .assert_ok(&sub_body("ARGO", "s1", "t1", 10, T0));
     let body = r#"{"topic":"projects/ARGO/topics/t1","pushConfig":null}"#;
     app.put("/v1/projects/ARGO/subscriptions/s2", body)
         .await
         .assert_ok(&sub_body("ARGO", "s2", "t1", 10, T0));
     // Output-only fields do not make it push.
-    let body = r#"{"topic":"projects/ARGO/topics/t1","pushConfig":{"verified":true,"retryPolicy":{}}}"#;
+    let body =
+        r#"{"topic":"projects/ARGO/topics/t1","pushConfig":{"verified":true,"retryPolicy":{}}}"#;
     app.put("/v1/projects/ARGO/subscriptions/s3", body)
         .await
         .assert_ok(&sub_body("ARGO", "s3", "t1", 10, T0));
@@ -89,9 +97,11 @@ async fn create_body_errors() {
         r#"{"topic":"projects/ARGO/topics/t1","ackDeadlineSeconds":1.5}"#,
         r#"{"topic":"projects/ARGO/topics/t1","pushConfig":"x"}"#,
     ] {
-        app.put(SUB, body)
-            .await
-            .assert_error(400, "Invalid Subscription Arguments", "INVALID_ARGUMENT");
+        app.put(SUB, body).await.assert_error(
+            400,
+            "Invalid Subscription Arguments",
+            "INVALID_ARGUMENT",
+        );
     }
 }
 
@@ -122,12 +132,47 @@ async fn topic_reference_project_segment_is_ignored() {
     app.put(SUB, r#"{"topic":"projects/SOMEWHERE/topics/t1"}"#)
         .await
         .assert_ok(&sub_body("ARGO", "s1", "t1", 10, T0));
+    // Like the original, one wrong literal segment alone is tolerated.
+    app.put(
+        "/v1/projects/ARGO/subscriptions/s2",
+        r#"{"topic":"projects/ARGO/other/t1"}"#,
+    )
+    .await
+    .assert_ok(&sub_body("ARGO", "s2", "t1", 10, T0));
+    app.put(
+        "/v1/projects/ARGO/subscriptions/s3",
+        r#"{"topic":"other/ARGO/topics/t1"}"#,
+    )
+    .await
+    .assert_ok(&sub_body("ARGO", "s3", "t1", 10, T0));
+}
+
+#[tokio::test]
+async fn missing_topic_is_checked_before_push_config() {
+    let app = with_topic().await;
+    app.put(
+        SUB,
+        r#"{"topic":"projects/ARGO/topics/nope","pushConfig":{"type":"http_endpoint"}}"#,
+    )
+    .await
+    .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn created_on_is_truncated_to_seconds() {
+    let app = with_topic().await;
+    app.clock.advance_millis(1999);
+    app.put(SUB, r#"{"topic":"projects/ARGO/topics/t1"}"#)
+        .await
+        .assert_ok(&sub_body("ARGO", "s1", "t1", 10, "2024-01-01T10:00:01Z"));
 }
 
 #[tokio::test]
 async fn create_missing_topic() {
     let app = with_topic().await;
-    let r = app.put(SUB, r#"{"topic":"projects/ARGO/topics/nope"}"#).await;
+    let r = app
+        .put(SUB, r#"{"topic":"projects/ARGO/topics/nope"}"#)
+        .await;
     r.assert_error(404, "Topic doesn't exist", "NOT_FOUND");
     assert_eq!(r.content_type(), JSON);
     // Topics of other projects are not reachable.
@@ -142,9 +187,12 @@ async fn create_missing_topic() {
 async fn create_clash_is_the_last_check() {
     let app = with_topic().await;
     app.put(SUB, r#"{"topic":"projects/ARGO/topics/t1"}"#).await;
-    app.put(SUB, r#"{"topic":"projects/ARGO/topics/t1","ackDeadlineSeconds":20}"#)
-        .await
-        .assert_error(409, "Subscription already exists", "ALREADY_EXISTS");
+    app.put(
+        SUB,
+        r#"{"topic":"projects/ARGO/topics/t1","ackDeadlineSeconds":20}"#,
+    )
+    .await
+    .assert_error(409, "Subscription already exists", "ALREADY_EXISTS");
     app.put(SUB, "")
         .await
         .assert_error(400, "Invalid Subscription Arguments", "INVALID_ARGUMENT");
@@ -154,19 +202,27 @@ async fn create_clash_is_the_last_check() {
     app.put(SUB, r#"{"topic":"projects/ARGO/topics/nope"}"#)
         .await
         .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
-    app.put(SUB, r#"{"topic":"projects/ARGO/topics/t1","pushConfig":{"type":"http_endpoint"}}"#)
-        .await
-        .assert_error(409, "Push functionality is currently disabled", "CONFLICT");
+    app.put(
+        SUB,
+        r#"{"topic":"projects/ARGO/topics/t1","pushConfig":{"type":"http_endpoint"}}"#,
+    )
+    .await
+    .assert_error(409, "Push functionality is currently disabled", "CONFLICT");
     // The original is unchanged.
-    app.get(SUB).await.assert_ok(&sub_body("ARGO", "s1", "t1", 10, T0));
+    app.get(SUB)
+        .await
+        .assert_ok(&sub_body("ARGO", "s1", "t1", 10, T0));
 }
 
 #[tokio::test]
 async fn create_keys_are_case_insensitive() {
     let app = with_topic().await;
-    app.put(SUB, r#"{"TOPIC":"projects/ARGO/topics/t1","ackdeadlineseconds":42}"#)
-        .await
-        .assert_ok(&sub_body("ARGO", "s1", "t1", 42, T0));
+    app.put(
+        SUB,
+        r#"{"TOPIC":"projects/ARGO/topics/t1","ackdeadlineseconds":42}"#,
+    )
+    .await
+    .assert_ok(&sub_body("ARGO", "s1", "t1", 42, T0));
 }
 
 #[tokio::test]
@@ -200,16 +256,19 @@ async fn delete_subscription() {
 #[tokio::test]
 async fn empty_list() {
     let app = with_topic().await;
-    app.get("/v1/projects/ARGO/subscriptions")
-        .await
-        .assert_ok("{\n   \"subscriptions\": [],\n   \"nextPageToken\": \"\",\n   \"totalSize\": 0\n}");
+    app.get("/v1/projects/ARGO/subscriptions").await.assert_ok(
+        "{\n   \"subscriptions\": [],\n   \"nextPageToken\": \"\",\n   \"totalSize\": 0\n}",
+    );
 }
 
 #[tokio::test]
 async fn list_full_body_newest_first() {
     let app = with_topic().await;
-    app.put("/v1/projects/ARGO/subscriptions/a", r#"{"topic":"projects/ARGO/topics/t1"}"#)
-        .await;
+    app.put(
+        "/v1/projects/ARGO/subscriptions/a",
+        r#"{"topic":"projects/ARGO/topics/t1"}"#,
+    )
+    .await;
     app.clock.advance_secs(1);
     app.put(
         "/v1/projects/ARGO/subscriptions/b",
@@ -222,7 +281,9 @@ async fn list_full_body_newest_first() {
         indent(sub_body("ARGO", "b", "t1", 20, "2024-01-01T10:00:01Z")),
         indent(sub_body("ARGO", "a", "t1", 10, T0)),
     );
-    app.get("/v1/projects/ARGO/subscriptions").await.assert_ok(&expected);
+    app.get("/v1/projects/ARGO/subscriptions")
+        .await
+        .assert_ok(&expected);
 }
 
 fn names(v: &serde_json::Value) -> Vec<String> {
@@ -230,7 +291,15 @@ fn names(v: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["name"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .map(|t| {
+            t["name"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -238,16 +307,25 @@ fn names(v: &serde_json::Value) -> Vec<String> {
 async fn list_pagination() {
     let app = with_topic().await;
     for s in ["s1", "s2", "s3"] {
-        app.put(&format!("/v1/projects/ARGO/subscriptions/{s}"), r#"{"topic":"projects/ARGO/topics/t1"}"#)
-            .await;
+        app.put(
+            &format!("/v1/projects/ARGO/subscriptions/{s}"),
+            r#"{"topic":"projects/ARGO/topics/t1"}"#,
+        )
+        .await;
     }
-    let p1 = app.get("/v1/projects/ARGO/subscriptions?pageSize=2").await.json();
+    let p1 = app
+        .get("/v1/projects/ARGO/subscriptions?pageSize=2")
+        .await
+        .json();
     assert_eq!(names(&p1), ["s3", "s2"]);
     assert_eq!(p1["totalSize"], 3);
     let token = p1["nextPageToken"].as_str().unwrap();
     assert!(!token.is_empty());
     let p2 = app
-        .get(&format!("/v1/projects/ARGO/subscriptions?pageSize=2&pageToken={}", urlencode(token)))
+        .get(&format!(
+            "/v1/projects/ARGO/subscriptions?pageSize=2&pageToken={}",
+            urlencode(token)
+        ))
         .await
         .json();
     assert_eq!(names(&p2), ["s1"]);
@@ -277,18 +355,27 @@ async fn modify_ack_deadline_updates_the_subscription() {
     app.put(SUB, r#"{"topic":"projects/ARGO/topics/t1"}"#).await;
     for n in [0, 600, 35] {
         let r = app
-            .post(&format!("{SUB}:modifyAckDeadline"), &format!(r#"{{"ackDeadlineSeconds":{n}}}"#))
+            .post(
+                &format!("{SUB}:modifyAckDeadline"),
+                &format!(r#"{{"ackDeadlineSeconds":{n}}}"#),
+            )
             .await;
         r.assert_ok("");
         assert_eq!(r.content_type(), JSON);
-        app.get(SUB).await.assert_ok(&sub_body("ARGO", "s1", "t1", n, T0));
+        app.get(SUB)
+            .await
+            .assert_ok(&sub_body("ARGO", "s1", "t1", n, T0));
     }
 }
 
 #[tokio::test]
 async fn modify_ack_deadline_body_errors() {
     let app = with_topic().await;
-    app.put(SUB, r#"{"topic":"projects/ARGO/topics/t1","ackDeadlineSeconds":15}"#).await;
+    app.put(
+        SUB,
+        r#"{"topic":"projects/ARGO/topics/t1","ackDeadlineSeconds":15}"#,
+    )
+    .await;
     for body in [
         "",
         "x",
@@ -305,18 +392,22 @@ async fn modify_ack_deadline_body_errors() {
         );
         assert_eq!(r.content_type(), JSON);
     }
-    app.get(SUB).await.assert_ok(&sub_body("ARGO", "s1", "t1", 15, T0));
+    app.get(SUB)
+        .await
+        .assert_ok(&sub_body("ARGO", "s1", "t1", 15, T0));
 }
 
 #[tokio::test]
 async fn modify_ack_deadline_checks_the_body_before_the_subscription() {
     let app = with_topic().await;
     let missing = "/v1/projects/ARGO/subscriptions/nope:modifyAckDeadline";
-    app.post(missing, r#"{"ackDeadlineSeconds":601}"#).await.assert_error(
-        400,
-        "Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments",
-        "INVALID_ARGUMENT",
-    );
+    app.post(missing, r#"{"ackDeadlineSeconds":601}"#)
+        .await
+        .assert_error(
+            400,
+            "Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments",
+            "INVALID_ARGUMENT",
+        );
     app.post(missing, r#"{"ackDeadlineSeconds":60}"#)
         .await
         .assert_error(404, "Subscription doesn't exist", "NOT_FOUND");

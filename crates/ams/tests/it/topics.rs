@@ -6,7 +6,9 @@ use base64::engine::general_purpose::STANDARD;
 use crate::helpers::{JSON, TestApp, spawn_app};
 
 fn topic_body(project: &str, name: &str, created: &str) -> String {
-    format!("{{\n   \"name\": \"/projects/{project}/topics/{name}\",\n   \"created_on\": \"{created}\"\n}}")
+    format!(
+        "{{\n   \"name\": \"/projects/{project}/topics/{name}\",\n   \"created_on\": \"{created}\"\n}}"
+    )
 }
 
 async fn with_project() -> TestApp {
@@ -18,7 +20,9 @@ async fn with_project() -> TestApp {
 #[tokio::test]
 async fn create_without_a_body() {
     let app = with_project().await;
-    let r = app.call("PUT", "/v1/projects/ARGO/topics/topic1", None).await;
+    let r = app
+        .call("PUT", "/v1/projects/ARGO/topics/topic1", None)
+        .await;
     r.assert_ok(&topic_body("ARGO", "topic1", "2024-01-01T10:00:00Z"));
     assert_eq!(r.content_type(), JSON);
 }
@@ -33,22 +37,32 @@ async fn create_with_an_empty_object_or_empty_schema() {
     app.put("/v1/projects/ARGO/topics/t2", r#"{"schema":""}"#)
         .await
         .assert_ok(&topic_body("ARGO", "t2", "2024-01-01T10:00:03Z"));
-    app.put("/v1/projects/ARGO/topics/t3", r#"{"schema":null,"other":true}"#)
-        .await
-        .assert_ok(&topic_body("ARGO", "t3", "2024-01-01T10:00:03Z"));
+    app.put(
+        "/v1/projects/ARGO/topics/t3",
+        r#"{"schema":null,"other":true}"#,
+    )
+    .await
+    .assert_ok(&topic_body("ARGO", "t3", "2024-01-01T10:00:03Z"));
 }
 
 #[tokio::test]
 async fn create_with_an_invalid_body() {
     let app = with_project().await;
-    for body in ["nope", r#"{"schema":5}"#, "[]", r#"{"schema":"x"} trailing"#] {
+    for body in [
+        "nope",
+        r#"{"schema":5}"#,
+        "[]",
+        r#"{"schema":"x"} trailing"#,
+    ] {
         app.put("/v1/projects/ARGO/topics/t1", body)
             .await
             .assert_error(400, "Invalid Request Body", "BAD_REQUEST");
     }
-    app.get("/v1/projects/ARGO/topics/t1")
-        .await
-        .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
+    app.get("/v1/projects/ARGO/topics/t1").await.assert_error(
+        404,
+        "Topic doesn't exist",
+        "NOT_FOUND",
+    );
 }
 
 #[tokio::test]
@@ -79,9 +93,11 @@ async fn create_with_a_well_formed_schema_reference_finds_no_schema() {
             .await
             .assert_error(404, "Schema doesn't exist", "NOT_FOUND");
     }
-    app.get("/v1/projects/ARGO/topics/t1")
-        .await
-        .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
+    app.get("/v1/projects/ARGO/topics/t1").await.assert_error(
+        404,
+        "Topic doesn't exist",
+        "NOT_FOUND",
+    );
 }
 
 #[tokio::test]
@@ -97,9 +113,12 @@ async fn create_clash_comes_after_body_and_schema_checks() {
     app.put("/v1/projects/ARGO/topics/t1", r#"{"schema":"bad"}"#)
         .await
         .assert_error(400, "wrong schema name declaration", "INVALID_ARGUMENT");
-    app.put("/v1/projects/ARGO/topics/t1", r#"{"schema":"projects/ARGO/schemas/s"}"#)
-        .await
-        .assert_error(404, "Schema doesn't exist", "NOT_FOUND");
+    app.put(
+        "/v1/projects/ARGO/topics/t1",
+        r#"{"schema":"projects/ARGO/schemas/s"}"#,
+    )
+    .await
+    .assert_error(404, "Schema doesn't exist", "NOT_FOUND");
 }
 
 #[tokio::test]
@@ -146,7 +165,9 @@ async fn list_is_newest_first_and_per_project() {
     app.put("/v1/projects/OTHER/topics/x", "").await;
     app.put("/v1/projects/ARGO/topics/b", "").await;
     let expected = "{\n   \"topics\": [\n      {\n         \"name\": \"/projects/ARGO/topics/b\",\n         \"created_on\": \"2024-01-01T10:00:01Z\"\n      },\n      {\n         \"name\": \"/projects/ARGO/topics/a\",\n         \"created_on\": \"2024-01-01T10:00:00Z\"\n      }\n   ],\n   \"nextPageToken\": \"\",\n   \"totalSize\": 2\n}";
-    app.get("/v1/projects/ARGO/topics").await.assert_ok(expected);
+    app.get("/v1/projects/ARGO/topics")
+        .await
+        .assert_ok(expected);
 }
 
 fn names(v: &serde_json::Value, key: &str) -> Vec<String> {
@@ -154,7 +175,15 @@ fn names(v: &serde_json::Value, key: &str) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["name"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .map(|t| {
+            t["name"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -170,10 +199,16 @@ async fn pagination_walks_newest_first_with_tokens() {
     let token = page1["nextPageToken"].as_str().unwrap().to_owned();
     // Standard padded base64 of a decimal cursor.
     let decoded = String::from_utf8(STANDARD.decode(&token).unwrap()).unwrap();
-    assert!(!decoded.is_empty() && decoded.bytes().all(|b| b.is_ascii_digit()), "{decoded}");
+    assert!(
+        !decoded.is_empty() && decoded.bytes().all(|b| b.is_ascii_digit()),
+        "{decoded}"
+    );
 
     let page2 = app
-        .get(&format!("/v1/projects/ARGO/topics?pageSize=2&pageToken={}", urlencode(&token)))
+        .get(&format!(
+            "/v1/projects/ARGO/topics?pageSize=2&pageToken={}",
+            urlencode(&token)
+        ))
         .await
         .json();
     assert_eq!(names(&page2, "topics"), ["t3", "t2"]);
@@ -182,7 +217,10 @@ async fn pagination_walks_newest_first_with_tokens() {
     assert_ne!(token2, token);
 
     let page3 = app
-        .get(&format!("/v1/projects/ARGO/topics?pageSize=2&pageToken={}", urlencode(&token2)))
+        .get(&format!(
+            "/v1/projects/ARGO/topics?pageSize=2&pageToken={}",
+            urlencode(&token2)
+        ))
         .await
         .json();
     assert_eq!(names(&page3, "topics"), ["t1"]);
@@ -191,7 +229,10 @@ async fn pagination_walks_newest_first_with_tokens() {
 
     // The token is inclusive: without a size, everything from it onwards.
     let rest = app
-        .get(&format!("/v1/projects/ARGO/topics?pageToken={}", urlencode(&token)))
+        .get(&format!(
+            "/v1/projects/ARGO/topics?pageToken={}",
+            urlencode(&token)
+        ))
         .await
         .json();
     assert_eq!(names(&rest, "topics"), ["t3", "t2", "t1"]);
@@ -218,7 +259,10 @@ async fn zero_or_negative_page_size_means_everything() {
         app.put(&format!("/v1/projects/ARGO/topics/{t}"), "").await;
     }
     for size in ["0", "-1", ""] {
-        let v = app.get(&format!("/v1/projects/ARGO/topics?pageSize={size}")).await.json();
+        let v = app
+            .get(&format!("/v1/projects/ARGO/topics?pageSize={size}"))
+            .await
+            .json();
         assert_eq!(names(&v, "topics"), ["t3", "t2", "t1"], "pageSize={size}");
         assert_eq!(v["nextPageToken"], "");
     }
@@ -229,7 +273,9 @@ async fn invalid_page_size_and_token() {
     let app = with_project().await;
     app.put("/v1/projects/ARGO/topics/t1", "").await;
     for size in ["abc", "1.5", "2x"] {
-        let r = app.get(&format!("/v1/projects/ARGO/topics?pageSize={size}")).await;
+        let r = app
+            .get(&format!("/v1/projects/ARGO/topics?pageSize={size}"))
+            .await;
         r.assert_error(400, "Invalid page size", "INVALID_ARGUMENT");
         assert_eq!(r.content_type(), JSON);
     }
@@ -249,9 +295,11 @@ async fn delete_topic() {
     let r = app.delete("/v1/projects/ARGO/topics/t1").await;
     r.assert_ok("");
     assert_eq!(r.content_type(), JSON);
-    app.get("/v1/projects/ARGO/topics/t1")
-        .await
-        .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
+    app.get("/v1/projects/ARGO/topics/t1").await.assert_error(
+        404,
+        "Topic doesn't exist",
+        "NOT_FOUND",
+    );
     app.delete("/v1/projects/ARGO/topics/t1")
         .await
         .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
@@ -264,8 +312,12 @@ async fn deleting_a_topic_keeps_its_subscriptions() {
     let app = spawn_app().await;
     app.setup("ARGO", "t1", "s1").await;
     let before = app.get("/v1/projects/ARGO/subscriptions/s1").await.body;
-    app.delete("/v1/projects/ARGO/topics/t1").await.assert_ok("");
-    app.get("/v1/projects/ARGO/subscriptions/s1").await.assert_ok(&before);
+    app.delete("/v1/projects/ARGO/topics/t1")
+        .await
+        .assert_ok("");
+    app.get("/v1/projects/ARGO/subscriptions/s1")
+        .await
+        .assert_ok(&before);
     let v = app.get("/v1/projects/ARGO/subscriptions").await.json();
     assert_eq!(v["totalSize"], 1);
 }
@@ -274,16 +326,24 @@ async fn deleting_a_topic_keeps_its_subscriptions() {
 async fn recreated_topic_starts_at_offset_zero() {
     let app = with_project().await;
     app.put("/v1/projects/ARGO/topics/t1", "").await;
-    assert_eq!(app.publish("ARGO", "t1", &["a", "b", "c"]).await, ["0", "1", "2"]);
-    app.delete("/v1/projects/ARGO/topics/t1").await.assert_ok("");
+    assert_eq!(
+        app.publish("ARGO", "t1", &["a", "b", "c"]).await,
+        ["0", "1", "2"]
+    );
+    app.delete("/v1/projects/ARGO/topics/t1")
+        .await
+        .assert_ok("");
     app.clock.advance_secs(7);
     app.put("/v1/projects/ARGO/topics/t1", "")
         .await
         .assert_ok(&topic_body("ARGO", "t1", "2024-01-01T10:00:07Z"));
     assert_eq!(app.publish("ARGO", "t1", &["d"]).await, ["0"]);
     // A new subscription on it sees only what comes next.
-    app.put("/v1/projects/ARGO/subscriptions/s", r#"{"topic":"projects/ARGO/topics/t1"}"#)
-        .await;
+    app.put(
+        "/v1/projects/ARGO/subscriptions/s",
+        r#"{"topic":"projects/ARGO/topics/t1"}"#,
+    )
+    .await;
     assert_eq!(app.offsets("ARGO", "s").await, (1, 0, 1));
 }
 
@@ -297,7 +357,12 @@ async fn subscriptions_of_a_topic_compact() {
     assert_eq!(r.content_type(), JSON);
     for (s, t) in [("s1", "t1"), ("s2", "t2"), ("s3", "t1")] {
         let body = format!(r#"{{"topic":"projects/ARGO/topics/{t}"}}"#);
-        assert_eq!(app.put(&format!("/v1/projects/ARGO/subscriptions/{s}"), &body).await.status, 200);
+        assert_eq!(
+            app.put(&format!("/v1/projects/ARGO/subscriptions/{s}"), &body)
+                .await
+                .status,
+            200
+        );
     }
     app.get("/v1/projects/ARGO/topics/t1/subscriptions")
         .await
@@ -305,7 +370,9 @@ async fn subscriptions_of_a_topic_compact() {
     app.get("/v1/projects/ARGO/topics/t2/subscriptions")
         .await
         .assert_ok(r#"{"subscriptions":["/projects/ARGO/subscriptions/s2"]}"#);
-    app.delete("/v1/projects/ARGO/subscriptions/s1").await.assert_ok("");
+    app.delete("/v1/projects/ARGO/subscriptions/s1")
+        .await
+        .assert_ok("");
     app.get("/v1/projects/ARGO/topics/t1/subscriptions")
         .await
         .assert_ok(r#"{"subscriptions":["/projects/ARGO/subscriptions/s3"]}"#);
@@ -321,5 +388,7 @@ async fn subscriptions_of_a_missing_topic() {
 
 /// Percent-encodes the base64 characters that mean something in a query.
 pub fn urlencode(s: &str) -> String {
-    s.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+    s.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }
