@@ -132,3 +132,42 @@ async fn serves_https_when_a_certificate_is_configured() {
         .await;
     assert!(plain.is_err(), "{plain:?}");
 }
+
+/// Starts the binary, returns the port from its "listening on" line, and kills it.
+async fn listening_port(args: &[&str], env: &[(&str, &str)], config: &str) -> u16 {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ams"));
+    cmd.args(["serve", "--service-token", "S3CR3T", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env_remove("AMS_PORT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = err.next_line().await.unwrap() {
+        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+            child.kill().await.unwrap();
+            return rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+    panic!("server exited without listening");
+}
+
+#[tokio::test]
+async fn environment_overrides_the_file_and_flags_override_the_environment() {
+    // The file asks for port 1; the environment's 0 (any free port) wins.
+    let port = listening_port(&[], &[("AMS_PORT", "0")], r#"{"port": 1}"#).await;
+    assert_ne!(port, 1);
+    // The environment asks for port 1; the flag's 0 wins.
+    let port = listening_port(&["--port", "0"], &[("AMS_PORT", "1")], "{}").await;
+    assert_ne!(port, 1);
+}

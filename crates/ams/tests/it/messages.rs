@@ -607,6 +607,27 @@ async fn the_deadline_counts_whole_seconds() {
 }
 
 #[tokio::test]
+async fn state_errors_are_checked_before_the_deadline() {
+    let app = ready().await;
+    app.publish("ARGO", "t1", &["a", "b"]).await;
+    app.ack("ARGO", "s1", &[&ack_id(0)]).await.assert_error(
+        500,
+        "no ack pending",
+        "INTERNAL_SERVER_ERROR",
+    );
+    app.pull("ARGO", "s1", 1).await;
+    app.clock.advance_secs(60);
+    app.ack("ARGO", "s1", &[&ack_id(1)]).await.assert_error(
+        500,
+        "wrong ack",
+        "INTERNAL_SERVER_ERROR",
+    );
+    app.ack("ARGO", "s1", &[&ack_id(0)])
+        .await
+        .assert_error(408, "ack timeout", "TIMEOUT");
+}
+
+#[tokio::test]
 async fn a_repeated_pull_restarts_the_deadline() {
     let app = ready().await;
     app.publish("ARGO", "t1", &["a"]).await;
@@ -1101,4 +1122,61 @@ async fn waiting_pull_returns_as_soon_as_a_message_is_published() {
     assert_eq!(v["receivedMessages"][0]["ackId"], ack_id(0));
     // The woken pull is the pending one.
     app.ack("ARGO", "s1", &[&ack_id(0)]).await.assert_ok("{}");
+}
+
+// -------------------------------------------------------------- concurrency --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_get_distinct_contiguous_ids() {
+    let app = ready().await;
+    let mut tasks = Vec::new();
+    for batch in 0..8 {
+        let client = app.client.clone();
+        let url = format!("{}{PUBLISH}", app.base);
+        let token = app.token.clone();
+        tasks.push(tokio::spawn(async move {
+            let msgs: Vec<Value> = (0..5)
+                .map(|i| json!({"data": format!("{batch}-{i}")}))
+                .collect();
+            let resp = client
+                .post(url)
+                .header("x-api-key", token)
+                .body(json!({ "messages": msgs }).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+            let ids: Vec<u64> = v["messageIds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|id| id.as_str().unwrap().parse().unwrap())
+                .collect();
+            (batch, ids)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut first_ids = std::collections::HashMap::new();
+    for t in tasks {
+        let (batch, ids) = t.await.unwrap();
+        assert_eq!(ids.len(), 5);
+        assert!(
+            ids.windows(2).all(|w| w[1] == w[0] + 1),
+            "batch {batch}: {ids:?}"
+        );
+        first_ids.insert(ids[0], batch);
+        all.extend(ids);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..40).collect::<Vec<u64>>());
+    // Every id names the message stored at that offset.
+    let v = pull_body(&app, r#"{"maxMessages":"40"}"#).await;
+    let msgs = v["receivedMessages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 40);
+    for (offset, batch) in first_ids {
+        let m = &msgs[offset as usize]["message"];
+        assert_eq!(m["messageId"], offset.to_string());
+        assert_eq!(m["data"], format!("{batch}-0"));
+    }
 }

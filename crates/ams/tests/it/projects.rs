@@ -295,3 +295,20 @@ async fn data_survives_a_restart() {
     let (_, data) = app.pull("ARGO", "s1", 10).await;
     assert_eq!(data, ["a"]);
 }
+
+#[tokio::test]
+async fn a_renamed_project_keeps_its_place_in_the_list() {
+    let app = spawn_app().await;
+    for p in ["A", "B", "C"] {
+        app.post(&format!("/v1/projects/{p}"), "{}").await;
+    }
+    app.put("/v1/projects/A", r#"{"name":"Z"}"#).await;
+    let v = app.get("/v1/projects").await.json();
+    let names: Vec<&str> = v["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Z", "B", "C"]);
+}
