@@ -130,12 +130,12 @@ impl Ams {
                             .collect(),
                     });
                 }
-                Err(CursorRefusal::Moved) => {
-                    // An ack or seek moved the cursor while we read: read again.
+                // An ack or seek moved the cursor while we read (`record_pull`
+                // refuses for no other reason): read again from where it is now.
+                Err(_) => {
                     let current = self.subscription(ctx, name).await?;
                     expected = current.cursor.offset;
                 }
-                Err(other) => unreachable!("record_pull refuses only with Moved, got {other:?}"),
             }
         }
         Err(Error::Backend(crate::storage::StoreError::new(

@@ -65,6 +65,7 @@ impl Application {
             },
         )
         .context("cannot open the message logs")?;
+        apply_retention(&log, clock.as_ref());
         let ams = Ams::new(
             Arc::new(meta),
             log.clone(),
@@ -128,13 +129,10 @@ impl Application {
             let clock = clock.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(RETENTION_EVERY);
+                tick.tick().await; // the first tick is immediate; start-up already ran it
                 loop {
                     tick.tick().await;
-                    match log.enforce_retention(clock.now().nanos()) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(segments = n, "retention dropped old segments"),
-                        Err(e) => tracing::error!(error = %e, "retention failed"),
-                    }
+                    apply_retention(&log, clock.as_ref());
                 }
             })
         };
@@ -183,6 +181,15 @@ impl Application {
         }
         log.close().await;
         Ok(())
+    }
+}
+
+/// Drops whole segments past the retention limits (and logs what it did).
+fn apply_retention(log: &SegmentLog, clock: &dyn Clock) {
+    match log.enforce_retention(clock.now().nanos()) {
+        Ok(0) => {}
+        Ok(segments) => tracing::info!(segments, "retention dropped old segments"),
+        Err(e) => tracing::error!(error = %e, "retention failed"),
     }
 }
 

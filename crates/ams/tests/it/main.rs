@@ -6,6 +6,7 @@ mod helpers;
 mod messages;
 mod pipeline;
 mod projects;
+mod retention;
 mod smoke;
 mod subscriptions;
 mod topics;
