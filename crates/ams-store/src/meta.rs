@@ -114,6 +114,54 @@ impl State {
     }
 }
 
+/// Topics and subscriptions: records named within a project, kept in [`Items`].
+trait Record: Clone + Serialize + DeserializeOwned {
+    /// Key prefix in the keyspace.
+    const KIND: u8;
+    fn project(&self) -> Uuid;
+    fn name(&self) -> &str;
+    fn seq(&self) -> u64;
+    fn set_seq(&mut self, seq: u64);
+    fn all(st: &State) -> &HashMap<Uuid, Items<Self>>;
+    fn all_mut(st: &mut State) -> &mut HashMap<Uuid, Items<Self>>;
+
+    /// Adds a record (loaded or created) to the in-memory mirror.
+    fn mirror(self, st: &mut State) {
+        let items = Self::all_mut(st).entry(self.project()).or_default();
+        items.by_name.insert(self.name().to_owned(), self.seq());
+        items.by_seq.insert(self.seq(), self);
+    }
+}
+
+macro_rules! record {
+    ($ty:ty, $kind:expr, $field:ident) => {
+        impl Record for $ty {
+            const KIND: u8 = $kind;
+            fn project(&self) -> Uuid {
+                self.project
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn seq(&self) -> u64 {
+                self.seq
+            }
+            fn set_seq(&mut self, seq: u64) {
+                self.seq = seq;
+            }
+            fn all(st: &State) -> &HashMap<Uuid, Items<Self>> {
+                &st.$field
+            }
+            fn all_mut(st: &mut State) -> &mut HashMap<Uuid, Items<Self>> {
+                &mut st.$field
+            }
+        }
+    };
+}
+
+record!(Topic, TOPIC, topics);
+record!(Subscription, SUBSCRIPTION, subscriptions);
+
 /// The embedded metadata store.
 pub struct EmbeddedMeta {
     db: fjall::Database,
@@ -149,18 +197,8 @@ impl EmbeddedMeta {
                     state.project_uuids.insert(r.project.uuid, seq);
                     state.projects.insert(seq, r.project);
                 }
-                Some(&TOPIC) => {
-                    let t: Topic = decode(&v)?;
-                    let items = state.topics.entry(t.project).or_default();
-                    items.by_name.insert(t.name.clone(), seq);
-                    items.by_seq.insert(seq, t);
-                }
-                Some(&SUBSCRIPTION) => {
-                    let s: Subscription = decode(&v)?;
-                    let items = state.subscriptions.entry(s.project).or_default();
-                    items.by_name.insert(s.name.clone(), seq);
-                    items.by_seq.insert(seq, s);
-                }
+                Some(&TOPIC) => decode::<Topic>(&v)?.mirror(&mut state),
+                Some(&SUBSCRIPTION) => decode::<Subscription>(&v)?.mirror(&mut state),
                 _ => return Err(StoreError::new("read metadata", "unknown record kind")),
             }
         }
@@ -181,10 +219,102 @@ impl EmbeddedMeta {
             .map_err(fail("write metadata"))
     }
 
+    fn put_project(&self, seq: u64, project: &Project) -> StoreResult<()> {
+        let record = ProjectRecord {
+            seq,
+            project: project.clone(),
+        };
+        self.put(PROJECT, seq, &record)
+    }
+
+    /// Applies `change` to a subscription and writes it if it changed.
+    /// `Ok(None)`: no such subscription; `Ok(Some(Err(e)))`: `change` refused.
+    async fn modify_subscription<T, E>(
+        &self,
+        project: Uuid,
+        name: &str,
+        durability: WriteDurability,
+        change: impl FnOnce(&mut Subscription) -> Result<T, E>,
+    ) -> StoreResult<Option<Result<T, E>>> {
+        let outcome = {
+            let mut st = self.state.write();
+            let Some(sub) = st
+                .subscriptions
+                .get_mut(&project)
+                .and_then(|s| s.get_mut(name))
+            else {
+                return Ok(None);
+            };
+            let mut changed = sub.clone();
+            let outcome = match change(&mut changed) {
+                Ok(t) => t,
+                Err(e) => return Ok(Some(Err(e))),
+            };
+            if changed != *sub {
+                self.put(SUBSCRIPTION, changed.seq, &changed)?;
+                *sub = changed;
+            }
+            outcome
+        };
+        self.settle(durability).await?;
+        Ok(Some(Ok(outcome)))
+    }
+
     fn remove(&self, kind: u8, seq: u64) -> StoreResult<()> {
         self.records
             .remove(key(kind, seq))
             .map_err(fail("delete metadata"))
+    }
+
+    fn get<R: Record>(&self, project: Uuid, name: &str) -> Option<R> {
+        R::all(&self.state.read())
+            .get(&project)
+            .and_then(|items| items.get(name))
+            .cloned()
+    }
+
+    fn page<R: Record>(&self, project: Uuid, page: PageRequest) -> Page<R> {
+        R::all(&self.state.read())
+            .get(&project)
+            .map(|items| items.page(page))
+            .unwrap_or_else(|| Items::default().page(page))
+    }
+
+    async fn create<R: Record>(&self, mut record: R) -> WriteResult<R> {
+        {
+            let mut st = self.state.write();
+            if st.project_seq(record.project()).is_none() {
+                return Ok(Err(Conflict::NotFound));
+            }
+            if R::all(&st)
+                .get(&record.project())
+                .is_some_and(|items| items.by_name.contains_key(record.name()))
+            {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            record.set_seq(st.seq());
+            self.put(R::KIND, record.seq(), &record)?;
+            record.clone().mirror(&mut st);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(record))
+    }
+
+    async fn delete<R: Record>(&self, project: Uuid, name: &str) -> WriteResult<R> {
+        let removed = {
+            let mut st = self.state.write();
+            let Some(items) = R::all_mut(&mut st).get_mut(&project) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let Some(seq) = items.by_name.get(name).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            self.remove(R::KIND, seq)?;
+            items.by_name.remove(name);
+            items.by_seq.remove(&seq)
+        };
+        self.settle(WriteDurability::Tier).await?;
+        Ok(removed.ok_or(Conflict::NotFound))
     }
 
     /// Makes the writes made so far durable as the tier requires.
@@ -209,14 +339,7 @@ impl MetadataStore for EmbeddedMeta {
                 return Ok(Err(Conflict::AlreadyExists));
             }
             let seq = st.seq();
-            self.put(
-                PROJECT,
-                seq,
-                &ProjectRecord {
-                    seq,
-                    project: project.clone(),
-                },
-            )?;
+            self.put_project(seq, &project)?;
             st.project_names.insert(project.name.clone(), seq);
             st.project_uuids.insert(project.uuid, seq);
             st.projects.insert(seq, project);
@@ -259,14 +382,7 @@ impl MetadataStore for EmbeddedMeta {
             {
                 return Ok(Err(Conflict::AlreadyExists));
             }
-            self.put(
-                PROJECT,
-                seq,
-                &ProjectRecord {
-                    seq,
-                    project: project.clone(),
-                },
-            )?;
+            self.put_project(seq, &project)?;
             if let Some(old) = st.projects.insert(seq, project.clone()) {
                 st.project_names.remove(&old.name);
             }
@@ -304,90 +420,28 @@ impl MetadataStore for EmbeddedMeta {
         Ok(Ok(topics))
     }
 
-    async fn create_topic(&self, mut topic: Topic) -> WriteResult<Topic> {
-        {
-            let mut st = self.state.write();
-            if st.project_seq(topic.project).is_none() {
-                return Ok(Err(Conflict::NotFound));
-            }
-            if st
-                .topics
-                .get(&topic.project)
-                .is_some_and(|t| t.by_name.contains_key(&topic.name))
-            {
-                return Ok(Err(Conflict::AlreadyExists));
-            }
-            topic.seq = st.seq();
-            self.put(TOPIC, topic.seq, &topic)?;
-            let items = st.topics.entry(topic.project).or_default();
-            items.by_name.insert(topic.name.clone(), topic.seq);
-            items.by_seq.insert(topic.seq, topic.clone());
-        }
-        self.settle(WriteDurability::Tier).await?;
-        Ok(Ok(topic))
+    async fn create_topic(&self, topic: Topic) -> WriteResult<Topic> {
+        self.create(topic).await
     }
 
     async fn topic(&self, project: Uuid, name: &str) -> StoreResult<Option<Topic>> {
-        let st = self.state.read();
-        Ok(st.topics.get(&project).and_then(|t| t.get(name)).cloned())
+        Ok(self.get(project, name))
     }
 
     async fn list_topics(&self, project: Uuid, page: PageRequest) -> StoreResult<Page<Topic>> {
-        let st = self.state.read();
-        Ok(st
-            .topics
-            .get(&project)
-            .map(|t| t.page(page))
-            .unwrap_or_else(|| Items::default().page(page)))
+        Ok(self.page(project, page))
     }
 
     async fn delete_topic(&self, project: Uuid, name: &str) -> WriteResult<Topic> {
-        let topic = {
-            let mut st = self.state.write();
-            let Some(items) = st.topics.get_mut(&project) else {
-                return Ok(Err(Conflict::NotFound));
-            };
-            let Some(seq) = items.by_name.get(name).copied() else {
-                return Ok(Err(Conflict::NotFound));
-            };
-            self.remove(TOPIC, seq)?;
-            items.by_name.remove(name);
-            items.by_seq.remove(&seq)
-        };
-        self.settle(WriteDurability::Tier).await?;
-        Ok(topic.ok_or(Conflict::NotFound))
+        self.delete(project, name).await
     }
 
-    async fn create_subscription(&self, mut sub: Subscription) -> WriteResult<Subscription> {
-        {
-            let mut st = self.state.write();
-            if st.project_seq(sub.project).is_none() {
-                return Ok(Err(Conflict::NotFound));
-            }
-            if st
-                .subscriptions
-                .get(&sub.project)
-                .is_some_and(|s| s.by_name.contains_key(&sub.name))
-            {
-                return Ok(Err(Conflict::AlreadyExists));
-            }
-            sub.seq = st.seq();
-            self.put(SUBSCRIPTION, sub.seq, &sub)?;
-            let items = st.subscriptions.entry(sub.project).or_default();
-            items.by_name.insert(sub.name.clone(), sub.seq);
-            items.by_seq.insert(sub.seq, sub.clone());
-        }
-        self.settle(WriteDurability::Tier).await?;
-        Ok(Ok(sub))
+    async fn create_subscription(&self, sub: Subscription) -> WriteResult<Subscription> {
+        self.create(sub).await
     }
 
     async fn subscription(&self, project: Uuid, name: &str) -> StoreResult<Option<Subscription>> {
-        let st = self.state.read();
-        Ok(st
-            .subscriptions
-            .get(&project)
-            .and_then(|s| s.get(name))
-            .cloned())
+        Ok(self.get(project, name))
     }
 
     async fn list_subscriptions(
@@ -395,12 +449,7 @@ impl MetadataStore for EmbeddedMeta {
         project: Uuid,
         page: PageRequest,
     ) -> StoreResult<Page<Subscription>> {
-        let st = self.state.read();
-        Ok(st
-            .subscriptions
-            .get(&project)
-            .map(|s| s.page(page))
-            .unwrap_or_else(|| Items::default().page(page)))
+        Ok(self.page(project, page))
     }
 
     async fn subscriptions_of_topic(&self, project: Uuid, topic: &str) -> StoreResult<Vec<String>> {
@@ -419,39 +468,17 @@ impl MetadataStore for EmbeddedMeta {
     }
 
     async fn delete_subscription(&self, project: Uuid, name: &str) -> WriteResult<Subscription> {
-        let sub = {
-            let mut st = self.state.write();
-            let Some(items) = st.subscriptions.get_mut(&project) else {
-                return Ok(Err(Conflict::NotFound));
-            };
-            let Some(seq) = items.by_name.get(name).copied() else {
-                return Ok(Err(Conflict::NotFound));
-            };
-            self.remove(SUBSCRIPTION, seq)?;
-            items.by_name.remove(name);
-            items.by_seq.remove(&seq)
-        };
-        self.settle(WriteDurability::Tier).await?;
-        Ok(sub.ok_or(Conflict::NotFound))
+        self.delete(project, name).await
     }
 
     async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()> {
-        {
-            let mut st = self.state.write();
-            let Some(sub) = st
-                .subscriptions
-                .get_mut(&project)
-                .and_then(|s| s.get_mut(name))
-            else {
-                return Ok(Err(Conflict::NotFound));
-            };
-            let mut changed = sub.clone();
-            changed.ack_deadline = seconds;
-            self.put(SUBSCRIPTION, changed.seq, &changed)?;
-            *sub = changed;
-        }
-        self.settle(WriteDurability::Tier).await?;
-        Ok(Ok(()))
+        let outcome = self
+            .modify_subscription(project, name, WriteDurability::Tier, |sub| {
+                sub.ack_deadline = seconds;
+                Ok::<(), CursorRefusal>(())
+            })
+            .await?;
+        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
     }
 
     async fn update_cursor(
@@ -461,28 +488,12 @@ impl MetadataStore for EmbeddedMeta {
         durability: WriteDurability,
         update: CursorUpdate<'_>,
     ) -> WriteResult<Result<Cursor, CursorRefusal>> {
-        let cursor = {
-            let mut st = self.state.write();
-            let Some(sub) = st
-                .subscriptions
-                .get_mut(&project)
-                .and_then(|s| s.get_mut(name))
-            else {
-                return Ok(Err(Conflict::NotFound));
-            };
-            let mut cursor = sub.cursor;
-            if let Err(refusal) = update(&mut cursor) {
-                return Ok(Ok(Err(refusal)));
-            }
-            if cursor != sub.cursor {
-                let mut changed = sub.clone();
-                changed.cursor = cursor;
-                self.put(SUBSCRIPTION, changed.seq, &changed)?;
-                *sub = changed;
-            }
-            cursor
-        };
-        self.settle(durability).await?;
-        Ok(Ok(Ok(cursor)))
+        let outcome = self
+            .modify_subscription(project, name, durability, |sub| {
+                update(&mut sub.cursor)?;
+                Ok(sub.cursor)
+            })
+            .await?;
+        Ok(outcome.ok_or(Conflict::NotFound))
     }
 }
