@@ -15,7 +15,10 @@ use ams_types::Timestamp;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Cursor, CursorRefusal, Project, Subscription, Topic};
+use crate::model::{
+    Cursor, CursorRefusal, Membership, Project, Registration, RegistrationStatus, Subscription,
+    Topic, User,
+};
 use crate::storage::{
     Conflict, LogBounds, LogRef, MessageLog, MetadataStore, NewMessage, PageRequest,
     WriteDurability,
@@ -37,7 +40,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $backend;
             projects, topics_and_pagination, subscriptions, cursor_updates_are_serialized,
             persistence_across_reopen, log_offsets_are_dense_under_concurrency,
-            log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list);
+            log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list,
+            users, deleting_a_user_scrubs_acls, registrations, identity_persists_across_reopen);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -68,6 +72,7 @@ fn topic(project: Uuid, name: &str) -> Topic {
         log_id: Uuid::new_v4(),
         created_on: Timestamp::from_secs(1),
         seq: 0,
+        acl: Vec::new(),
     }
 }
 
@@ -80,6 +85,7 @@ fn subscription(project: Uuid, name: &str, topic: &str) -> Subscription {
         created_on: Timestamp::from_secs(1),
         seq: 0,
         cursor: Cursor::at(0),
+        acl: Vec::new(),
     }
 }
 
@@ -195,6 +201,7 @@ pub async fn topics_and_pagination(b: &impl Backend, dir: &Path) {
             PageRequest {
                 size: Some(2),
                 from: None,
+                acl_member: None,
             },
         )
         .await
@@ -208,6 +215,7 @@ pub async fn topics_and_pagination(b: &impl Backend, dir: &Path) {
             PageRequest {
                 size: Some(2),
                 from: first.next,
+                acl_member: None,
             },
         )
         .await
@@ -220,6 +228,7 @@ pub async fn topics_and_pagination(b: &impl Backend, dir: &Path) {
             PageRequest {
                 size: Some(2),
                 from: second.next,
+                acl_member: None,
             },
         )
         .await
@@ -598,4 +607,301 @@ pub async fn log_delete_and_list(b: &impl Backend, dir: &Path) {
     assert_eq!(log.bounds(&x).await.unwrap(), LogBounds::default());
     assert!(log.read(&x, 0, 10, usize::MAX).await.unwrap().is_empty());
     assert_eq!(log.bounds(&y).await.unwrap().max, 1);
+}
+
+fn user(name: &str, projects: &[(Uuid, &[&str])]) -> User {
+    User {
+        uuid: Uuid::new_v4(),
+        name: name.into(),
+        token: format!("token-of-{name}-{}", Uuid::new_v4()),
+        email: format!("{name}@example.org"),
+        first_name: String::new(),
+        last_name: String::new(),
+        organization: String::new(),
+        description: String::new(),
+        service_roles: Vec::new(),
+        projects: projects
+            .iter()
+            .map(|(p, roles)| Membership {
+                project: *p,
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            })
+            .collect(),
+        created_on: Timestamp::from_secs(1),
+        modified_on: Timestamp::from_secs(1),
+        created_by: None,
+        seq: 0,
+    }
+}
+
+fn registration(name: &str) -> Registration {
+    Registration {
+        uuid: Uuid::new_v4(),
+        name: name.into(),
+        first_name: "f".into(),
+        last_name: "l".into(),
+        organization: "o".into(),
+        description: "d".into(),
+        email: "e@x".into(),
+        status: RegistrationStatus::Pending,
+        decline_comment: String::new(),
+        activation_token: "a".repeat(64),
+        registered_at: Timestamp::from_secs(1),
+        modified_by: None,
+        modified_at: None,
+        seq: 0,
+    }
+}
+
+/// Users: uniqueness, the three lookups, filtered newest-first pages, updates
+/// (rename, token rotation) and deletion.
+pub async fn users(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let (p, q) = (Uuid::new_v4(), Uuid::new_v4());
+    let a = meta
+        .create_user(user("a", &[(p, &["consumer"])]))
+        .await
+        .unwrap()
+        .unwrap();
+    let bb = meta
+        .create_user(user("b", &[(q, &[])]))
+        .await
+        .unwrap()
+        .unwrap();
+    let c = meta
+        .create_user(user("c", &[(p, &["publisher"]), (q, &["consumer"])]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        meta.create_user(user("a", &[])).await.unwrap(),
+        Err(Conflict::AlreadyExists)
+    );
+    assert_eq!(meta.user_by_name("b").await.unwrap(), Some(bb.clone()));
+    assert_eq!(meta.user_by_token(&c.token).await.unwrap(), Some(c.clone()));
+    assert_eq!(meta.user_by_uuid(a.uuid).await.unwrap(), Some(a.clone()));
+    assert_eq!(meta.user_by_token("nope").await.unwrap(), None);
+
+    let names = |page: crate::storage::Page<User>| -> Vec<String> {
+        page.items.into_iter().map(|u| u.name).collect()
+    };
+    assert_eq!(
+        names(meta.list_users(None, PageRequest::default()).await.unwrap()),
+        ["c", "b", "a"]
+    );
+    let of_p = meta
+        .list_users(
+            Some(p),
+            PageRequest {
+                size: Some(1),
+                from: None,
+                acl_member: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((of_p.total, of_p.items[0].name.as_str()), (2, "c"));
+    let rest = meta
+        .list_users(
+            Some(p),
+            PageRequest {
+                size: Some(1),
+                from: of_p.next,
+                acl_member: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (names(rest.clone()), rest.next),
+        (vec!["a".to_owned()], None)
+    );
+
+    let mut renamed = a.clone();
+    renamed.name = "b".into();
+    assert_eq!(
+        meta.update_user(renamed.clone()).await.unwrap(),
+        Err(Conflict::AlreadyExists)
+    );
+    renamed.name = "a2".into();
+    renamed.token = "rotated".into();
+    assert_eq!(meta.update_user(renamed.clone()).await.unwrap(), Ok(()));
+    assert_eq!(meta.user_by_name("a").await.unwrap(), None);
+    assert_eq!(
+        meta.user_by_token(&a.token).await.unwrap(),
+        None,
+        "the old token stops working"
+    );
+    assert_eq!(
+        meta.user_by_token("rotated").await.unwrap().unwrap().name,
+        "a2"
+    );
+    assert_eq!(
+        meta.user_by_uuid(a.uuid).await.unwrap().unwrap().seq,
+        a.seq,
+        "keeps its place"
+    );
+    assert_eq!(
+        meta.update_user(user("ghost", &[])).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+
+    assert_eq!(meta.delete_user(bb.uuid).await.unwrap().unwrap().name, "b");
+    assert_eq!(
+        meta.delete_user(bb.uuid).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+    assert_eq!(meta.user_by_token(&bb.token).await.unwrap(), None);
+    assert_eq!(
+        meta.list_users(Some(q), PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+}
+
+/// ACL replacement, and deleting a user removes it from every ACL.
+pub async fn deleting_a_user_scrubs_acls(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let p = project("p");
+    meta.create_project(p.clone()).await.unwrap().unwrap();
+    meta.create_topic(topic(p.uuid, "t"))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.create_subscription(subscription(p.uuid, "s", "t"))
+        .await
+        .unwrap()
+        .unwrap();
+    let x = meta
+        .create_user(user("x", &[(p.uuid, &["publisher"])]))
+        .await
+        .unwrap()
+        .unwrap();
+    let y = meta
+        .create_user(user("y", &[(p.uuid, &["consumer"])]))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.set_topic_acl(p.uuid, "t", vec![y.uuid, x.uuid])
+        .await
+        .unwrap()
+        .unwrap();
+    meta.set_subscription_acl(p.uuid, "s", vec![x.uuid])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        meta.topic(p.uuid, "t").await.unwrap().unwrap().acl,
+        vec![y.uuid, x.uuid]
+    );
+    assert_eq!(
+        meta.set_topic_acl(p.uuid, "nope", vec![]).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+    assert_eq!(
+        meta.set_subscription_acl(p.uuid, "nope", vec![])
+            .await
+            .unwrap(),
+        Err(Conflict::NotFound)
+    );
+    meta.delete_user(x.uuid).await.unwrap().unwrap();
+    assert_eq!(
+        meta.topic(p.uuid, "t").await.unwrap().unwrap().acl,
+        vec![y.uuid]
+    );
+    assert!(
+        meta.subscription(p.uuid, "s")
+            .await
+            .unwrap()
+            .unwrap()
+            .acl
+            .is_empty()
+    );
+}
+
+/// Registrations: create, look up, list oldest first, update, delete.
+pub async fn registrations(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let r1 = meta
+        .create_registration(registration("r1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let r2 = meta
+        .create_registration(registration("r2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.registration(r1.uuid).await.unwrap(), Some(r1.clone()));
+    let names: Vec<_> = meta
+        .list_registrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["r1", "r2"]);
+    let mut declined = r2.clone();
+    declined.status = RegistrationStatus::Declined;
+    declined.decline_comment = "no".into();
+    meta.update_registration(declined.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.registration(r2.uuid).await.unwrap(), Some(declined));
+    assert_eq!(
+        meta.update_registration(registration("ghost"))
+            .await
+            .unwrap(),
+        Err(Conflict::NotFound)
+    );
+    meta.delete_registration(r1.uuid).await.unwrap().unwrap();
+    assert_eq!(
+        meta.delete_registration(r1.uuid).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
+    assert_eq!(meta.registration(r1.uuid).await.unwrap(), None);
+}
+
+/// Users, ACLs and registrations survive a reopen.
+pub async fn identity_persists_across_reopen(b: &impl Backend, dir: &Path) {
+    let (p, u, r) = {
+        let (meta, log) = b.open(dir).await;
+        let p = project("p");
+        meta.create_project(p.clone()).await.unwrap().unwrap();
+        meta.create_topic(topic(p.uuid, "t"))
+            .await
+            .unwrap()
+            .unwrap();
+        let u = meta
+            .create_user(user("u", &[(p.uuid, &["publisher"])]))
+            .await
+            .unwrap()
+            .unwrap();
+        meta.set_topic_acl(p.uuid, "t", vec![u.uuid])
+            .await
+            .unwrap()
+            .unwrap();
+        let r = meta
+            .create_registration(registration("r"))
+            .await
+            .unwrap()
+            .unwrap();
+        b.close(meta, log).await;
+        (p, u, r)
+    };
+    let (meta, _log) = b.open(dir).await;
+    assert_eq!(meta.user_by_token(&u.token).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        meta.topic(p.uuid, "t").await.unwrap().unwrap().acl,
+        vec![u.uuid]
+    );
+    assert_eq!(meta.registration(r.uuid).await.unwrap(), Some(r));
+    let later = meta.create_user(user("v", &[])).await.unwrap().unwrap();
+    assert!(
+        later.seq > u.seq,
+        "sequence numbers keep growing after a reopen"
+    );
 }

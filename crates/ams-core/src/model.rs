@@ -41,6 +41,9 @@ pub struct Topic {
     pub created_on: Timestamp,
     /// Creation sequence number, assigned by the store: the pagination cursor.
     pub seq: u64,
+    /// UUIDs of the users allowed to publish when they hold `publisher` (in order).
+    #[serde(default)]
+    pub acl: Vec<Uuid>,
 }
 
 /// A subscription: a cursor over one topic's log.
@@ -62,6 +65,114 @@ pub struct Subscription {
     pub seq: u64,
     /// Where the subscription stands in its topic's log.
     pub cursor: Cursor,
+    /// UUIDs of the users allowed to consume when they hold `consumer` (in order).
+    #[serde(default)]
+    pub acl: Vec<Uuid>,
+}
+
+/// A user: service-wide, with per-project memberships.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Identity (v4), stable across renames.
+    pub uuid: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Secret: 64 lowercase hex characters.
+    pub token: String,
+    /// Contact address (not validated, as in the original).
+    pub email: String,
+    /// Profile field.
+    pub first_name: String,
+    /// Profile field.
+    pub last_name: String,
+    /// Profile field.
+    pub organization: String,
+    /// Profile field.
+    pub description: String,
+    /// Roles valid in every project.
+    pub service_roles: Vec<String>,
+    /// Project memberships, in the order they were granted.
+    pub projects: Vec<Membership>,
+    /// Creation time.
+    pub created_on: Timestamp,
+    /// Last change.
+    pub modified_on: Timestamp,
+    /// UUID of the user who created it; `None` for the service token.
+    pub created_by: Option<Uuid>,
+    /// Creation sequence number, assigned by the store: the pagination cursor.
+    pub seq: u64,
+}
+
+impl User {
+    /// The membership in `project`, if any.
+    pub fn membership(&self, project: Uuid) -> Option<&Membership> {
+        self.projects.iter().find(|m| m.project == project)
+    }
+}
+
+/// A user's roles in one project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The project's UUID.
+    pub project: Uuid,
+    /// Project roles (`project_admin`, `publisher`, `consumer`, ...).
+    pub roles: Vec<String>,
+}
+
+/// Where a registration stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationStatus {
+    /// Waiting for an admin.
+    Pending,
+    /// Accepted: a user was created from it.
+    Accepted,
+    /// Declined by an admin.
+    Declined,
+}
+
+impl RegistrationStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+        }
+    }
+}
+
+/// A request for an account (contract §5.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Identity (v4).
+    pub uuid: Uuid,
+    /// Requested user name.
+    pub name: String,
+    /// Profile field.
+    pub first_name: String,
+    /// Profile field.
+    pub last_name: String,
+    /// Profile field.
+    pub organization: String,
+    /// Profile field.
+    pub description: String,
+    /// Contact address.
+    pub email: String,
+    /// Where it stands.
+    pub status: RegistrationStatus,
+    /// Why it was declined.
+    pub decline_comment: String,
+    /// 64 hex characters while pending; cleared once handled.
+    pub activation_token: String,
+    /// Submission time.
+    pub registered_at: Timestamp,
+    /// The admin who accepted or declined it.
+    pub modified_by: Option<Uuid>,
+    /// When it was accepted or declined.
+    pub modified_at: Option<Timestamp>,
+    /// Creation sequence number, assigned by the store.
+    pub seq: u64,
 }
 
 /// A subscription's position, with the pending-ack bookkeeping of AMS (contract §6.1).

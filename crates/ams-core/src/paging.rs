@@ -22,7 +22,11 @@ pub fn parse(page_size: Option<&str>, page_token: Option<&str>) -> Result<PageRe
         None => None,
         Some(token) => Some(decode_token(token).ok_or(Error::InvalidPageToken)?),
     };
-    Ok(PageRequest { size, from })
+    Ok(PageRequest {
+        size,
+        from,
+        acl_member: None,
+    })
 }
 
 fn decode_token(token: &str) -> Option<u64> {

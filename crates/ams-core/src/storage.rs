@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Cursor, CursorRefusal, Project, Subscription, Topic};
+use crate::model::{Cursor, CursorRefusal, Project, Registration, Subscription, Topic, User};
 
 /// An error a backend reports. The domain maps every one of them to a 500
 /// `Backend Error`/`Internal error while querying datastore`; users never cause these.
@@ -183,6 +183,9 @@ pub struct PageRequest {
     pub size: Option<usize>,
     /// Start at the item with this cursor (inclusive); `None` starts at the newest.
     pub from: Option<u64>,
+    /// List only topics/subscriptions whose ACL contains this user (what pure
+    /// publishers and consumers see); `total` counts the filtered listing.
+    pub acl_member: Option<Uuid>,
 }
 
 /// How durable a metadata write must be before the call returns.
@@ -267,4 +270,50 @@ pub trait MetadataStore: Send + Sync + 'static {
         durability: WriteDurability,
         update: CursorUpdate<'_>,
     ) -> WriteResult<Result<Cursor, CursorRefusal>>;
+
+    // -- access control lists --
+
+    /// Replaces a topic's ACL (user UUIDs, in order); `NotFound` if missing.
+    async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()>;
+    /// Replaces a subscription's ACL; `NotFound` if missing.
+    async fn set_subscription_acl(
+        &self,
+        project: Uuid,
+        name: &str,
+        acl: Vec<Uuid>,
+    ) -> WriteResult<()>;
+
+    // -- users --
+
+    /// Creates a user and returns it with `seq` assigned; `AlreadyExists` if the
+    /// name (or, impossibly, the token) is taken.
+    async fn create_user(&self, user: User) -> WriteResult<User>;
+    /// Looks a user up by name.
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+    /// Looks a user up by token (exact match).
+    async fn user_by_token(&self, token: &str) -> StoreResult<Option<User>>;
+    /// Looks a user up by UUID.
+    async fn user_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<User>>;
+    /// A page of users, newest first, optionally only members of `project`.
+    async fn list_users(&self, project: Option<Uuid>, page: PageRequest)
+    -> StoreResult<Page<User>>;
+    /// Replaces a user record (rename, profile, token, memberships);
+    /// `AlreadyExists` if the new name belongs to another user, `NotFound` if gone.
+    async fn update_user(&self, user: User) -> WriteResult<()>;
+    /// Deletes a user, removing its UUID from every topic and subscription ACL in
+    /// the same atomic write; returns the deleted user.
+    async fn delete_user(&self, uuid: Uuid) -> WriteResult<User>;
+
+    // -- registrations --
+
+    /// Stores a new registration, assigning `seq`.
+    async fn create_registration(&self, registration: Registration) -> WriteResult<Registration>;
+    /// Looks a registration up.
+    async fn registration(&self, uuid: Uuid) -> StoreResult<Option<Registration>>;
+    /// All registrations, oldest first.
+    async fn list_registrations(&self) -> StoreResult<Vec<Registration>>;
+    /// Replaces a registration; `NotFound` if gone.
+    async fn update_registration(&self, registration: Registration) -> WriteResult<()>;
+    /// Deletes a registration; `NotFound` if missing.
+    async fn delete_registration(&self, uuid: Uuid) -> WriteResult<()>;
 }

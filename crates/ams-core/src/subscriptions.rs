@@ -42,6 +42,7 @@ impl Ams {
             created_on: self.now(),
             seq: 0,
             cursor: Cursor::at(start),
+            acl: Vec::new(),
         };
         match self.meta().create_subscription(sub).await? {
             Ok(sub) => Ok(subscription_view(ctx.project(), &sub)),

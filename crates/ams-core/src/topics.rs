@@ -47,6 +47,7 @@ impl Ams {
             log_id: Uuid::new_v4(),
             created_on: self.now(),
             seq: 0,
+            acl: Vec::new(),
         };
         match self.meta().create_topic(topic).await? {
             Ok(topic) => Ok(topic_view(project, &topic)),

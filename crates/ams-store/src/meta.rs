@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use ams_core::model::{Cursor, CursorRefusal, Project, Subscription, Topic};
+use ams_core::model::{Cursor, CursorRefusal, Project, Registration, Subscription, Topic, User};
 use ams_core::storage::{
     Conflict, CursorUpdate, MetadataStore, Page, PageRequest, StoreError, StoreResult,
     WriteDurability, WriteResult,
@@ -30,6 +30,8 @@ use crate::sync::GroupSync;
 const PROJECT: u8 = b'P';
 const TOPIC: u8 = b'T';
 const SUBSCRIPTION: u8 = b'S';
+const USER: u8 = b'U';
+const REGISTRATION: u8 = b'R';
 
 fn key(kind: u8, seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -73,24 +75,29 @@ impl<T: Clone> Items<T> {
         self.by_seq.get_mut(self.by_name.get(name)?)
     }
 
-    fn page(&self, req: PageRequest) -> Page<T> {
-        let upper = req.from.unwrap_or(u64::MAX);
-        let mut iter = self.by_seq.range(..=upper).rev();
-        let mut items = Vec::new();
-        let mut next = None;
-        for (seq, item) in iter.by_ref() {
-            if req.size.is_some_and(|n| items.len() == n) {
-                next = Some(*seq);
-                break;
-            }
-            items.push(item.clone());
-        }
-        Page {
-            items,
-            next,
-            total: self.by_seq.len() as u64,
-        }
+    fn page(&self, req: PageRequest, keep: impl Fn(&T) -> bool) -> Page<T> {
+        page(&self.by_seq, req, keep)
     }
+}
+
+/// A newest-first page of the items `keep` accepts, starting at cursor `req.from`.
+fn page<T: Clone>(
+    by_seq: &BTreeMap<u64, T>,
+    req: PageRequest,
+    keep: impl Fn(&T) -> bool,
+) -> Page<T> {
+    let total = by_seq.values().filter(|t| keep(t)).count() as u64;
+    let upper = req.from.unwrap_or(u64::MAX);
+    let mut items = Vec::new();
+    let mut next = None;
+    for (seq, item) in by_seq.range(..=upper).rev().filter(|(_, t)| keep(t)) {
+        if req.size.is_some_and(|n| items.len() == n) {
+            next = Some(*seq);
+            break;
+        }
+        items.push(item.clone());
+    }
+    Page { items, next, total }
 }
 
 #[derive(Default)]
@@ -101,6 +108,12 @@ struct State {
     project_uuids: HashMap<Uuid, u64>,
     topics: HashMap<Uuid, Items<Topic>>,
     subscriptions: HashMap<Uuid, Items<Subscription>>,
+    users: BTreeMap<u64, User>,
+    user_names: HashMap<String, u64>,
+    user_uuids: HashMap<Uuid, u64>,
+    user_tokens: HashMap<String, u64>,
+    registrations: BTreeMap<u64, Registration>,
+    registration_uuids: HashMap<Uuid, u64>,
 }
 
 impl State {
@@ -112,6 +125,25 @@ impl State {
     fn project_seq(&self, uuid: Uuid) -> Option<u64> {
         self.project_uuids.get(&uuid).copied()
     }
+
+    fn mirror_user(&mut self, user: User) {
+        self.user_names.insert(user.name.clone(), user.seq);
+        self.user_uuids.insert(user.uuid, user.seq);
+        self.user_tokens.insert(user.token.clone(), user.seq);
+        self.users.insert(user.seq, user);
+    }
+
+    fn forget_user(&mut self, seq: u64) -> Option<User> {
+        let user = self.users.remove(&seq)?;
+        self.user_names.remove(&user.name);
+        self.user_uuids.remove(&user.uuid);
+        self.user_tokens.remove(&user.token);
+        Some(user)
+    }
+
+    fn user(&self, seq: Option<&u64>) -> Option<User> {
+        seq.and_then(|s| self.users.get(s)).cloned()
+    }
 }
 
 /// Topics and subscriptions: records named within a project, kept in [`Items`].
@@ -122,6 +154,7 @@ trait Record: Clone + Serialize + DeserializeOwned {
     fn name(&self) -> &str;
     fn seq(&self) -> u64;
     fn set_seq(&mut self, seq: u64);
+    fn acl(&self) -> &[Uuid];
     fn all(st: &State) -> &HashMap<Uuid, Items<Self>>;
     fn all_mut(st: &mut State) -> &mut HashMap<Uuid, Items<Self>>;
 
@@ -148,6 +181,9 @@ macro_rules! record {
             }
             fn set_seq(&mut self, seq: u64) {
                 self.seq = seq;
+            }
+            fn acl(&self) -> &[Uuid] {
+                &self.acl
             }
             fn all(st: &State) -> &HashMap<Uuid, Items<Self>> {
                 &st.$field
@@ -199,6 +235,15 @@ impl EmbeddedMeta {
                 }
                 Some(&TOPIC) => decode::<Topic>(&v)?.mirror(&mut state),
                 Some(&SUBSCRIPTION) => decode::<Subscription>(&v)?.mirror(&mut state),
+                Some(&USER) => {
+                    let user: User = decode(&v)?;
+                    state.mirror_user(user);
+                }
+                Some(&REGISTRATION) => {
+                    let r: Registration = decode(&v)?;
+                    state.registration_uuids.insert(r.uuid, r.seq);
+                    state.registrations.insert(r.seq, r);
+                }
                 _ => return Err(StoreError::new("read metadata", "unknown record kind")),
             }
         }
@@ -213,7 +258,7 @@ impl EmbeddedMeta {
     }
 
     fn put<T: Serialize>(&self, kind: u8, seq: u64, value: &T) -> StoreResult<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::new("encode metadata", e))?;
+        let bytes = encode(value)?;
         self.records
             .insert(key(kind, seq), bytes)
             .map_err(fail("write metadata"))
@@ -227,32 +272,31 @@ impl EmbeddedMeta {
         self.put(PROJECT, seq, &record)
     }
 
-    /// Applies `change` to a subscription and writes it if it changed.
-    /// `Ok(None)`: no such subscription; `Ok(Some(Err(e)))`: `change` refused.
-    async fn modify_subscription<T, E>(
+    /// Applies `change` to a topic or subscription and writes it if it changed.
+    /// `Ok(None)`: no such record; `Ok(Some(Err(e)))`: `change` refused.
+    async fn modify<R: Record + PartialEq, T, E>(
         &self,
         project: Uuid,
         name: &str,
         durability: WriteDurability,
-        change: impl FnOnce(&mut Subscription) -> Result<T, E>,
+        change: impl FnOnce(&mut R) -> Result<T, E>,
     ) -> StoreResult<Option<Result<T, E>>> {
         let outcome = {
             let mut st = self.state.write();
-            let Some(sub) = st
-                .subscriptions
+            let Some(record) = R::all_mut(&mut st)
                 .get_mut(&project)
-                .and_then(|s| s.get_mut(name))
+                .and_then(|items| items.get_mut(name))
             else {
                 return Ok(None);
             };
-            let mut changed = sub.clone();
+            let mut changed = record.clone();
             let outcome = match change(&mut changed) {
                 Ok(t) => t,
                 Err(e) => return Ok(Some(Err(e))),
             };
-            if changed != *sub {
-                self.put(SUBSCRIPTION, changed.seq, &changed)?;
-                *sub = changed;
+            if changed != *record {
+                self.put(R::KIND, changed.seq(), &changed)?;
+                *record = changed;
             }
             outcome
         };
@@ -273,11 +317,12 @@ impl EmbeddedMeta {
             .cloned()
     }
 
-    fn page<R: Record>(&self, project: Uuid, page: PageRequest) -> Page<R> {
+    fn page<R: Record>(&self, project: Uuid, req: PageRequest) -> Page<R> {
+        let keep = |r: &R| req.acl_member.is_none_or(|u| r.acl().contains(&u));
         R::all(&self.state.read())
             .get(&project)
-            .map(|items| items.page(page))
-            .unwrap_or_else(|| Items::default().page(page))
+            .map(|items| items.page(req, keep))
+            .unwrap_or_else(|| Items::default().page(req, keep))
     }
 
     async fn create<R: Record>(&self, mut record: R) -> WriteResult<R> {
@@ -324,6 +369,10 @@ impl EmbeddedMeta {
         }
         Ok(())
     }
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::new("encode metadata", e))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
@@ -473,10 +522,15 @@ impl MetadataStore for EmbeddedMeta {
 
     async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()> {
         let outcome = self
-            .modify_subscription(project, name, WriteDurability::Tier, |sub| {
-                sub.ack_deadline = seconds;
-                Ok::<(), CursorRefusal>(())
-            })
+            .modify(
+                project,
+                name,
+                WriteDurability::Tier,
+                |sub: &mut Subscription| {
+                    sub.ack_deadline = seconds;
+                    Ok::<(), CursorRefusal>(())
+                },
+            )
             .await?;
         Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
     }
@@ -489,11 +543,214 @@ impl MetadataStore for EmbeddedMeta {
         update: CursorUpdate<'_>,
     ) -> WriteResult<Result<Cursor, CursorRefusal>> {
         let outcome = self
-            .modify_subscription(project, name, durability, |sub| {
+            .modify(project, name, durability, |sub: &mut Subscription| {
                 update(&mut sub.cursor)?;
                 Ok(sub.cursor)
             })
             .await?;
         Ok(outcome.ok_or(Conflict::NotFound))
+    }
+
+    async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()> {
+        let outcome = self
+            .modify(project, name, WriteDurability::Tier, |t: &mut Topic| {
+                t.acl = acl;
+                Ok::<(), Conflict>(())
+            })
+            .await?;
+        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+    }
+
+    async fn set_subscription_acl(
+        &self,
+        project: Uuid,
+        name: &str,
+        acl: Vec<Uuid>,
+    ) -> WriteResult<()> {
+        let outcome = self
+            .modify(
+                project,
+                name,
+                WriteDurability::Tier,
+                |s: &mut Subscription| {
+                    s.acl = acl;
+                    Ok::<(), Conflict>(())
+                },
+            )
+            .await?;
+        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+    }
+
+    async fn create_user(&self, mut user: User) -> WriteResult<User> {
+        {
+            let mut st = self.state.write();
+            if st.user_names.contains_key(&user.name) || st.user_tokens.contains_key(&user.token) {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            user.seq = st.seq();
+            self.put(USER, user.seq, &user)?;
+            st.mirror_user(user.clone());
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(user))
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let st = self.state.read();
+        Ok(st.user(st.user_names.get(name)))
+    }
+
+    async fn user_by_token(&self, token: &str) -> StoreResult<Option<User>> {
+        let st = self.state.read();
+        Ok(st.user(st.user_tokens.get(token)))
+    }
+
+    async fn user_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<User>> {
+        let st = self.state.read();
+        Ok(st.user(st.user_uuids.get(&uuid)))
+    }
+
+    async fn list_users(
+        &self,
+        project: Option<Uuid>,
+        page: PageRequest,
+    ) -> StoreResult<Page<User>> {
+        let st = self.state.read();
+        let matches = |u: &&User| project.is_none_or(|p| u.membership(p).is_some());
+        let total = st.users.values().filter(matches).count() as u64;
+        let upper = page.from.unwrap_or(u64::MAX);
+        let mut items = Vec::new();
+        let mut next = None;
+        for user in st
+            .users
+            .range(..=upper)
+            .rev()
+            .map(|(_, u)| u)
+            .filter(matches)
+        {
+            if page.size.is_some_and(|n| items.len() == n) {
+                next = Some(user.seq);
+                break;
+            }
+            items.push(user.clone());
+        }
+        Ok(Page { items, next, total })
+    }
+
+    async fn update_user(&self, user: User) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(seq) = st.user_uuids.get(&user.uuid).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let taken =
+                |index: &HashMap<String, u64>, key: &str| index.get(key).is_some_and(|s| *s != seq);
+            if taken(&st.user_names, &user.name) || taken(&st.user_tokens, &user.token) {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            let mut user = user;
+            user.seq = seq;
+            self.put(USER, seq, &user)?;
+            st.forget_user(seq);
+            st.mirror_user(user);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
+    async fn delete_user(&self, uuid: Uuid) -> WriteResult<User> {
+        let user = {
+            let mut st = self.state.write();
+            let Some(seq) = st.user_uuids.get(&uuid).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            // One atomic batch: the user and every ACL entry naming it.
+            let mut batch = self.db.batch();
+            batch.remove(&self.records, key(USER, seq));
+            let mut topics = Vec::new();
+            for items in st.topics.values() {
+                for t in items.by_seq.values().filter(|t| t.acl.contains(&uuid)) {
+                    let mut t = t.clone();
+                    t.acl.retain(|u| *u != uuid);
+                    batch.insert(&self.records, key(TOPIC, t.seq), encode(&t)?);
+                    topics.push(t);
+                }
+            }
+            let mut subs = Vec::new();
+            for items in st.subscriptions.values() {
+                for s in items.by_seq.values().filter(|s| s.acl.contains(&uuid)) {
+                    let mut s = s.clone();
+                    s.acl.retain(|u| *u != uuid);
+                    batch.insert(&self.records, key(SUBSCRIPTION, s.seq), encode(&s)?);
+                    subs.push(s);
+                }
+            }
+            batch.commit().map_err(fail("delete user"))?;
+            for t in topics {
+                t.mirror(&mut st);
+            }
+            for s in subs {
+                s.mirror(&mut st);
+            }
+            st.forget_user(seq)
+        };
+        self.settle(WriteDurability::Tier).await?;
+        Ok(user.ok_or(Conflict::NotFound))
+    }
+
+    async fn create_registration(&self, mut r: Registration) -> WriteResult<Registration> {
+        {
+            let mut st = self.state.write();
+            if st.registration_uuids.contains_key(&r.uuid) {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            r.seq = st.seq();
+            self.put(REGISTRATION, r.seq, &r)?;
+            st.registration_uuids.insert(r.uuid, r.seq);
+            st.registrations.insert(r.seq, r.clone());
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(r))
+    }
+
+    async fn registration(&self, uuid: Uuid) -> StoreResult<Option<Registration>> {
+        let st = self.state.read();
+        Ok(st
+            .registration_uuids
+            .get(&uuid)
+            .and_then(|seq| st.registrations.get(seq))
+            .cloned())
+    }
+
+    async fn list_registrations(&self) -> StoreResult<Vec<Registration>> {
+        Ok(self.state.read().registrations.values().cloned().collect())
+    }
+
+    async fn update_registration(&self, mut r: Registration) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(seq) = st.registration_uuids.get(&r.uuid).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            r.seq = seq;
+            self.put(REGISTRATION, seq, &r)?;
+            st.registrations.insert(seq, r);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
+    async fn delete_registration(&self, uuid: Uuid) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(seq) = st.registration_uuids.get(&uuid).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            self.remove(REGISTRATION, seq)?;
+            st.registration_uuids.remove(&uuid);
+            st.registrations.remove(&seq);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
     }
 }
