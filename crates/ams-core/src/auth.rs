@@ -30,7 +30,47 @@ pub enum Role {
     AdminViewer,
 }
 
+/// Role names accepted in user and member bodies (contract §1.3): the production
+/// seed's roles plus the legacy names the original's tests accept. Legacy names
+/// grant nothing.
+pub const ACCEPTED_ROLES: &[&str] = &[
+    "service_admin",
+    "admin_viewer",
+    "metrics_viewer",
+    "argo_api_authn",
+    "push_worker",
+    "project_admin",
+    "publisher",
+    "consumer",
+    "admin",
+    "viewer",
+    "producer",
+];
+
+/// Checks role names against [`ACCEPTED_ROLES`], in order.
+pub fn validate_roles(roles: &[String]) -> Result<(), crate::Error> {
+    match roles.iter().find(|r| !ACCEPTED_ROLES.contains(&r.as_str())) {
+        Some(bad) => Err(crate::Error::InvalidRole(bad.clone())),
+        None => Ok(()),
+    }
+}
+
 impl Role {
+    /// The role a stored name grants, if any.
+    pub fn parse(name: &str) -> Option<Role> {
+        Some(match name {
+            "service_admin" => Role::ServiceAdmin,
+            "project_admin" => Role::ProjectAdmin,
+            "publisher" => Role::Publisher,
+            "consumer" => Role::Consumer,
+            "push_worker" => Role::PushWorker,
+            "metrics_viewer" => Role::MetricsViewer,
+            "argo_api_authn" => Role::ArgoApiAuthn,
+            "admin_viewer" => Role::AdminViewer,
+            _ => return None,
+        })
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -167,6 +207,21 @@ impl Caller {
     /// Whether the caller holds `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Whether the caller administers the service (full, unfiltered access).
+    pub fn is_service_admin(&self) -> bool {
+        self.has(Role::ServiceAdmin)
+    }
+
+    /// The user whose ACL entries limit what the caller sees in a listing: a
+    /// caller holding `role` (publisher for topics, consumer for subscriptions)
+    /// but neither admin role sees only the resources whose ACL names them
+    /// (contract §1.5, regardless of `per_resource_auth`).
+    pub fn listing_filter(&self, role: Role) -> Option<Uuid> {
+        let limited =
+            self.has(role) && !self.has(Role::ProjectAdmin) && !self.has(Role::ServiceAdmin);
+        if limited { self.user } else { None }
     }
 }
 

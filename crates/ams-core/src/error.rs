@@ -19,6 +19,12 @@ pub enum Body {
     Project,
     /// `Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments`.
     AckDeadline,
+    /// `Invalid User Arguments`.
+    User,
+    /// `Invalid Topic ACL Arguments`.
+    TopicAcl,
+    /// `Invalid Subscription ACL Arguments`.
+    SubscriptionAcl,
     /// `Invalid Request Body` (status `BAD_REQUEST`).
     Request,
 }
@@ -47,6 +53,39 @@ pub enum Error {
     /// Schema not found.
     #[error("Schema doesn't exist")]
     SchemaNotFound,
+    /// User not found (or not a member, on member routes).
+    #[error("User doesn't exist")]
+    UserNotFound,
+    /// Registration not found (or not pending, where it must be).
+    #[error("User registration doesn't exist")]
+    RegistrationNotFound,
+    /// `?project=` names no project (handler-level wording).
+    #[error("ProjectUUID doesn't exist")]
+    ProjectUuidMissing,
+    /// `:modifyAcl` names users that are not members of the project.
+    #[error("User(s): {} do not exist", .0.join(", "))]
+    UsersMissing(Vec<String>),
+    /// Create clash.
+    #[error("User already exists")]
+    UserExists,
+    /// A role name outside the accepted set.
+    #[error("invalid role: {0}")]
+    InvalidRole(String),
+    /// A membership naming an unknown project.
+    #[error("invalid project: {0}")]
+    InvalidProject(String),
+    /// A project named twice in one body.
+    #[error("duplicate reference of project {0}")]
+    DuplicateProject(String),
+    /// User rename to a taken name.
+    #[error("invalid user name change, name already exists")]
+    UserNameTaken,
+    /// Member update/remove of a user who is not a member.
+    #[error("Access to this resource is forbidden. User is not a member of the project")]
+    NotAMember,
+    /// Member `:add` of a user who already is one.
+    #[error("User is already a member of the project")]
+    AlreadyMember,
     /// Create clash.
     #[error("Project already exists")]
     ProjectExists,

@@ -10,7 +10,7 @@ use ams_types::json::DecodeError;
 use ams_types::{Timestamp, wire};
 
 use crate::Ams;
-use crate::auth::Context;
+use crate::auth::{Context, Role};
 use crate::error::{Body, Error, Result};
 use crate::model::{Cursor, CursorRefusal, Subscription, Topic};
 use crate::storage::{LogBounds, NewMessage, StoredMessage, WriteDurability};
@@ -23,7 +23,7 @@ const MESSAGE_OVERHEAD: usize = 96;
 const PULL_ATTEMPTS: usize = 8;
 
 impl Ams {
-    /// `:publish`. Checks in the contract's order: topic, body. Every message is
+    /// `:publish`. Checks in the contract's order: topic, publisher ACL, body. Every message is
     /// size-checked before anything is written, so a 413 publishes nothing (the
     /// original kept the messages before the oversized one; we do not).
     pub async fn publish(
@@ -33,6 +33,7 @@ impl Ams {
         body: Result<wire::Publish, DecodeError>,
     ) -> Result<wire::PublishResponse> {
         let topic = self.topic(ctx, topic).await?;
+        self.check_acl(ctx, Role::Publisher, &topic.acl)?;
         let body = body.map_err(|_| Error::InvalidBody(Body::Message))?;
         if body.messages.is_empty() {
             return Ok(wire::PublishResponse {
@@ -70,7 +71,7 @@ impl Ams {
         })
     }
 
-    /// `:pull`. Checks: subscription, its topic (409 if deleted), body. Reads from
+    /// `:pull`. Checks: subscription, consumer ACL, its topic (409 if deleted), body. Reads from
     /// the committed offset (raised to the log's min if messages expired), then
     /// records the pull on the cursor. With `returnImmediately: "false"` and
     /// nothing to read, waits for a first message up to the long-poll limit.
@@ -81,6 +82,7 @@ impl Ams {
         body: Result<wire::Pull, DecodeError>,
     ) -> Result<wire::PullResponse> {
         let sub = self.subscription(ctx, name).await?;
+        self.check_acl(ctx, Role::Consumer, &sub.acl)?;
         let topic = self
             .meta()
             .topic(sub.project, &sub.topic)

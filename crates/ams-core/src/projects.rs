@@ -29,22 +29,23 @@ impl Ams {
             created_by: ctx.caller.user,
         };
         match self.meta().create_project(project.clone()).await? {
-            Ok(()) => Ok(self.project_view(&project)),
+            Ok(()) => self.project_view(&project).await,
             Err(_) => Err(Error::ProjectExists),
         }
     }
 
     /// `GET /v1/projects/{project}`.
     pub async fn show_project(&self, ctx: &Context) -> Result<wire::Project> {
-        Ok(self.project_view(ctx.project()))
+        self.project_view(ctx.project()).await
     }
 
     /// `GET /v1/projects`: oldest first; `{}` when there are none.
     pub async fn list_projects(&self, _ctx: &Context) -> Result<wire::ProjectList> {
-        let projects = self.meta().list_projects().await?;
-        Ok(wire::ProjectList {
-            projects: projects.iter().map(|p| self.project_view(p)).collect(),
-        })
+        let mut projects = Vec::new();
+        for p in self.meta().list_projects().await? {
+            projects.push(self.project_view(&p).await?);
+        }
+        Ok(wire::ProjectList { projects })
     }
 
     /// `PUT /v1/projects/{project}`: empty fields stay as they are.
@@ -63,7 +64,7 @@ impl Ams {
         }
         project.modified_on = self.now();
         match self.meta().update_project(project.clone()).await? {
-            Ok(()) => Ok(self.project_view(&project)),
+            Ok(()) => self.project_view(&project).await,
             Err(Conflict::AlreadyExists) => Err(Error::ProjectNameTaken),
             Err(Conflict::NotFound) => Err(Error::ProjectMissing),
         }
@@ -90,15 +91,13 @@ impl Ams {
         Ok(())
     }
 
-    fn project_view(&self, p: &Project) -> wire::Project {
-        wire::Project {
+    async fn project_view(&self, p: &Project) -> Result<wire::Project> {
+        Ok(wire::Project {
             name: p.name.clone(),
             created_on: p.created_on.to_rfc3339_seconds(),
             modified_on: p.modified_on.to_rfc3339_seconds(),
-            // Creator names resolve through users, which only the service token
-            // can create so far: nothing to show yet.
-            created_by: String::new(),
+            created_by: self.user_name(p.created_by).await?,
             description: p.description.clone(),
-        }
+        })
     }
 }

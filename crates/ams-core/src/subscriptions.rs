@@ -5,7 +5,7 @@ use ams_types::json::DecodeError;
 use ams_types::wire;
 
 use crate::Ams;
-use crate::auth::Context;
+use crate::auth::{Context, Role};
 use crate::error::{Body, Error, Result};
 use crate::model::{Cursor, DEFAULT_ACK_DEADLINE, Project, Subscription};
 use crate::paging;
@@ -63,7 +63,8 @@ impl Ams {
         page_size: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<wire::SubscriptionList> {
-        let page = paging::parse(page_size, page_token)?;
+        let mut page = paging::parse(page_size, page_token)?;
+        page.acl_member = ctx.caller.listing_filter(Role::Consumer);
         let project = ctx.project();
         let page = self.meta().list_subscriptions(project.uuid, page).await?;
         Ok(wire::SubscriptionList {

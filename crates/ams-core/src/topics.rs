@@ -6,7 +6,7 @@ use ams_types::wire;
 use uuid::Uuid;
 
 use crate::Ams;
-use crate::auth::Context;
+use crate::auth::{Context, Role};
 use crate::error::{Body, Error, Result};
 use crate::model::{Project, Topic};
 use crate::paging;
@@ -68,7 +68,8 @@ impl Ams {
         page_size: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<wire::TopicList> {
-        let page = paging::parse(page_size, page_token)?;
+        let mut page = paging::parse(page_size, page_token)?;
+        page.acl_member = ctx.caller.listing_filter(Role::Publisher);
         let project = ctx.project();
         let page = self.meta().list_topics(project.uuid, page).await?;
         Ok(wire::TopicList {

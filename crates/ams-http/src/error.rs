@@ -31,22 +31,32 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::InvalidZuluTime
         | Error::InvalidTopicReference
         | Error::WrongSchemaName
-        | Error::ProjectNameTaken => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
+        | Error::ProjectNameTaken
+        | Error::InvalidRole(_)
+        | Error::InvalidProject(_)
+        | Error::DuplicateProject(_)
+        | Error::UserNameTaken => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::InvalidBody(Body::Request) => (S::BAD_REQUEST, "BAD_REQUEST"),
         Error::InvalidBody(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::Unauthorized => (S::UNAUTHORIZED, "UNAUTHORIZED"),
-        Error::Forbidden => (S::FORBIDDEN, "FORBIDDEN"),
+        Error::Forbidden | Error::NotAMember => (S::FORBIDDEN, "FORBIDDEN"),
         Error::ProjectMissing
         | Error::TopicNotFound
         | Error::SubscriptionNotFound
-        | Error::SchemaNotFound => (S::NOT_FOUND, "NOT_FOUND"),
+        | Error::SchemaNotFound
+        | Error::UserNotFound
+        | Error::RegistrationNotFound
+        | Error::ProjectUuidMissing
+        | Error::UsersMissing(_) => (S::NOT_FOUND, "NOT_FOUND"),
         Error::AckTimeout => (S::REQUEST_TIMEOUT, "TIMEOUT"),
-        Error::ProjectExists | Error::TopicExists | Error::SubscriptionExists => {
-            (S::CONFLICT, "ALREADY_EXISTS")
-        }
-        Error::PushDisabled | Error::SubscriptionTopicMissing | Error::TimestampOutOfBounds => {
-            (S::CONFLICT, "CONFLICT")
-        }
+        Error::ProjectExists
+        | Error::TopicExists
+        | Error::SubscriptionExists
+        | Error::UserExists => (S::CONFLICT, "ALREADY_EXISTS"),
+        Error::PushDisabled
+        | Error::SubscriptionTopicMissing
+        | Error::TimestampOutOfBounds
+        | Error::AlreadyMember => (S::CONFLICT, "CONFLICT"),
         Error::MessageTooLarge | Error::BodyTooLarge => (S::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT"),
         Error::NoAckPending | Error::WrongAck | Error::Backend(_) => {
             (S::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR")
@@ -59,6 +69,9 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
             Body::Subscription => "Invalid Subscription Arguments",
             Body::Offset => "Invalid Offset Arguments",
             Body::Project => "Invalid Project Arguments",
+            Body::User => "Invalid User Arguments",
+            Body::TopicAcl => "Invalid Topic ACL Arguments",
+            Body::SubscriptionAcl => "Invalid Subscription ACL Arguments",
             Body::AckDeadline => {
                 "Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments"
             }

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! * [`routes`]: the route table and gorilla/mux-compatible matching.
-//! * [`projects`], [`topics`], [`subscriptions`]: the handlers, one module per resource.
+//! * [`projects`], [`topics`], [`subscriptions`], [`users`], [`members`],
+//!   [`registrations`]: the handlers, one module per resource.
 //! * [`error`]: domain error → status, message, envelope.
 //! * [`respond`]: success bodies in the layout each route uses.
 //! * [`cors`]: the original's CORS behaviour.
@@ -25,11 +26,14 @@ use http::{HeaderValue, Method, StatusCode, header};
 
 pub mod cors;
 pub mod error;
+pub mod members;
 pub mod projects;
+pub mod registrations;
 pub mod respond;
 pub mod routes;
 pub mod subscriptions;
 pub mod topics;
+pub mod users;
 
 use error::Stage;
 use routes::{Match, Params};
@@ -110,8 +114,10 @@ impl Query {
 pub struct Call {
     /// The domain.
     pub ams: Ams,
-    /// Caller and project.
+    /// Caller and project (an empty caller on open routes).
     pub ctx: Context,
+    /// The request's token, for open routes that check it themselves.
+    pub token: Option<String>,
     /// Path variables.
     pub params: Params,
     /// Query parameters.
@@ -195,13 +201,23 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
     }
     let query = Query::parse(req.uri().query());
     let token = token(inner.settings.auth_option, req.headers(), &query);
-    let ctx = match inner
-        .ams
-        .authorize(route, token.as_deref(), params.get("project"))
-        .await
-    {
-        Ok(ctx) => ctx,
-        Err(e) => return (error::response(&e, Stage::Pipeline), Some(route)),
+    let ctx = if route.is_open() {
+        Context {
+            caller: ams_core::auth::Caller {
+                user: None,
+                roles: Vec::new(),
+            },
+            project: None,
+        }
+    } else {
+        match inner
+            .ams
+            .authorize(route, token.as_deref(), params.get("project"))
+            .await
+        {
+            Ok(ctx) => ctx,
+            Err(e) => return (error::response(&e, Stage::Pipeline), Some(route)),
+        }
     };
     let body = match axum::body::to_bytes(req.into_body(), inner.settings.max_body_bytes).await {
         Ok(b) => b,
@@ -217,6 +233,7 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
     let call = Call {
         ams: inner.ams.clone(),
         ctx,
+        token,
         params,
         query,
         body,

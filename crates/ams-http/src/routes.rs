@@ -10,7 +10,7 @@ use std::pin::Pin;
 use ams_core::auth::Route;
 use http::Method;
 
-use crate::{Call, Handled, projects, subscriptions, topics};
+use crate::{Call, Handled, members, projects, registrations, subscriptions, topics, users};
 
 /// A route's handler.
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Handled> + Send>>;
@@ -42,13 +42,35 @@ macro_rules! table {
 }
 
 // Only routes whose behaviour is built are listed; the rest of the original's 64
-// arrive with their features (users, schemas, metrics, push), keeping this order.
+// arrive with their features (schemas, metrics, push), keeping this order.
 table! {
+    GET "/v1/users:byToken/{token}" => UsersByToken, users::by_token;
+    GET "/v1/users:byUUID/{uuid}" => UsersByUuid, users::by_uuid;
+    GET "/v1/users" => UsersList, users::list;
+    GET "/v1/users/profile" => UsersProfile, users::profile;
+    GET "/v1/users/{user}" => UsersShow, users::show;
+    POST "/v1/users/{user}:refreshToken" => UsersRefreshToken, users::refresh_token;
+    POST "/v1/users/{user}" => UsersCreate, users::create;
+    PUT "/v1/users/{user}" => UsersUpdate, users::update;
+    DELETE "/v1/users/{user}" => UsersDelete, users::delete;
+    POST "/v1/registrations" => RegistrationsNewUser, registrations::create;
+    POST "/v1/registrations/{uuid}:accept" => RegistrationsAccept, registrations::accept;
+    POST "/v1/registrations/{uuid}:decline" => RegistrationsDecline, registrations::decline;
+    DELETE "/v1/registrations/{uuid}" => RegistrationsDelete, registrations::delete;
+    GET "/v1/registrations/{uuid}" => RegistrationsShow, registrations::show;
+    GET "/v1/registrations" => RegistrationsList, registrations::list;
     GET "/v1/projects" => ProjectsList, projects::list;
+    POST "/v1/projects/{project}/members/{user}:add" => ProjectsAddUser, members::add;
+    POST "/v1/projects/{project}/members/{user}:remove" => ProjectsRemoveUser, members::remove;
+    GET "/v1/projects/{project}/members/{user}" => ProjectsShowUser, members::show;
+    POST "/v1/projects/{project}/members/{user}" => ProjectsCreateUser, members::create;
+    PUT "/v1/projects/{project}/members/{user}" => ProjectsUpdateUser, members::update;
+    GET "/v1/projects/{project}/members" => ProjectsListUsers, members::list;
     GET "/v1/projects/{project}/subscriptions" => SubscriptionsList, subscriptions::list;
     GET "/v1/projects/{project}/topics/{topic}/subscriptions" => SubscriptionsListByTopic, topics::subscriptions;
     GET "/v1/projects/{project}/subscriptions/{subscription}:offsets" => SubscriptionsOffsets, subscriptions::offsets;
     GET "/v1/projects/{project}/subscriptions/{subscription}:timeToOffset" => SubscriptionsTimeToOffset, subscriptions::time_to_offset;
+    GET "/v1/projects/{project}/subscriptions/{subscription}:acl" => SubscriptionsAcl, subscriptions::acl;
     GET "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsShow, subscriptions::show;
     PUT "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsCreate, subscriptions::create;
     DELETE "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsDelete, subscriptions::delete;
@@ -56,11 +78,14 @@ table! {
     POST "/v1/projects/{project}/subscriptions/{subscription}:acknowledge" => SubscriptionsAcknowledge, subscriptions::acknowledge;
     POST "/v1/projects/{project}/subscriptions/{subscription}:modifyAckDeadline" => SubscriptionsModifyAckDeadline, subscriptions::modify_ack_deadline;
     POST "/v1/projects/{project}/subscriptions/{subscription}:modifyOffset" => SubscriptionsModifyOffset, subscriptions::modify_offset;
+    POST "/v1/projects/{project}/subscriptions/{subscription}:modifyAcl" => SubscriptionsModifyAcl, subscriptions::modify_acl;
     GET "/v1/projects/{project}/topics" => TopicsList, topics::list;
+    GET "/v1/projects/{project}/topics/{topic}:acl" => TopicsAcl, topics::acl;
     GET "/v1/projects/{project}/topics/{topic}" => TopicsShow, topics::show;
     PUT "/v1/projects/{project}/topics/{topic}" => TopicsCreate, topics::create;
     DELETE "/v1/projects/{project}/topics/{topic}" => TopicsDelete, topics::delete;
     POST "/v1/projects/{project}/topics/{topic}:publish" => TopicsPublish, topics::publish;
+    POST "/v1/projects/{project}/topics/{topic}:modifyAcl" => TopicsModifyAcl, topics::modify_acl;
     GET "/v1/projects/{project}" => ProjectsShow, projects::show;
     POST "/v1/projects/{project}" => ProjectsCreate, projects::create;
     PUT "/v1/projects/{project}" => ProjectsUpdate, projects::update;

@@ -86,3 +86,18 @@ pub async fn time_to_offset(call: Call) -> Handled {
         .await?;
     Ok(respond::json(&offset, Layout::Compact))
 }
+
+/// `GET …:acl`.
+pub async fn acl(call: Call) -> Handled {
+    Ok(respond::indented(
+        &call.ams.subscription_acl(&call.ctx, sub(&call)).await?,
+    ))
+}
+
+/// `POST …:modifyAcl`.
+pub async fn modify_acl(call: Call) -> Handled {
+    call.ams
+        .modify_subscription_acl(&call.ctx, sub(&call), call.json())
+        .await?;
+    Ok(respond::empty())
+}

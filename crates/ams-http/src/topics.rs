@@ -57,3 +57,18 @@ pub async fn subscriptions(call: Call) -> Handled {
         .await?;
     Ok(respond::json(&subs, Layout::Compact))
 }
+
+/// `GET …/topics/{topic}:acl`.
+pub async fn acl(call: Call) -> Handled {
+    Ok(respond::indented(
+        &call.ams.topic_acl(&call.ctx, topic(&call)).await?,
+    ))
+}
+
+/// `POST …/topics/{topic}:modifyAcl`.
+pub async fn modify_acl(call: Call) -> Handled {
+    call.ams
+        .modify_topic_acl(&call.ctx, topic(&call), call.json())
+        .await?;
+    Ok(respond::empty())
+}

@@ -201,7 +201,194 @@ pub struct Acknowledge {
     pub ack_ids: Option<Vec<String>>,
 }
 
+/// One `projects[]` entry of a user create/update body.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct ProjectRoles {
+    /// Project name.
+    pub project: String,
+    /// Roles in it.
+    pub roles: Option<Vec<String>>,
+}
+
+/// `POST/PUT /v1/users/{user}` and member create/update bodies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UserBody {
+    /// New name (update only).
+    pub name: Option<String>,
+    /// Contact address.
+    pub email: Option<String>,
+    /// Profile field.
+    pub first_name: Option<String>,
+    /// Profile field.
+    pub last_name: Option<String>,
+    /// Profile field.
+    pub organization: Option<String>,
+    /// Profile field.
+    pub description: Option<String>,
+    /// Memberships; present (even `[]`) replaces all on update.
+    pub projects: Option<Vec<ProjectRoles>>,
+    /// Service-wide roles; present replaces on update.
+    pub service_roles: Option<Vec<String>>,
+}
+
+/// `:add` member body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MemberRoles {
+    /// Roles in the project.
+    pub roles: Option<Vec<String>>,
+}
+
+/// `:modifyAcl` body; a missing key is an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModifyAcl {
+    /// User names.
+    pub authorized_users: Option<Vec<String>>,
+}
+
+/// `POST /v1/registrations` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RegistrationBody {
+    /// Requested user name.
+    pub name: String,
+    /// Profile field.
+    pub first_name: String,
+    /// Profile field.
+    pub last_name: String,
+    /// Contact address.
+    pub email: String,
+    /// Profile field.
+    pub organization: String,
+    /// Profile field.
+    pub description: String,
+}
+
+/// `:decline` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Decline {
+    /// Why.
+    pub comment: String,
+}
+
 // ---------------------------------------------------------------- responses --
+
+/// A membership as shown in a user (contract §3.2).
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct UserProject {
+    /// Project name.
+    pub project: String,
+    /// Roles in it.
+    pub roles: Vec<String>,
+    /// Topics of the project whose ACL names the user.
+    pub topics: Vec<String>,
+    /// Subscriptions of the project whose ACL names the user.
+    pub subscriptions: Vec<String>,
+}
+
+/// A user (contract §3.2).
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct User {
+    /// UUID.
+    pub uuid: String,
+    /// Memberships (omitted when none or not asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<UserProject>,
+    /// Name.
+    pub name: String,
+    /// Profile field.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub first_name: String,
+    /// Profile field.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub last_name: String,
+    /// Profile field.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub organization: String,
+    /// Profile field.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub description: String,
+    /// Secret (privileged views only).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub token: String,
+    /// Contact address.
+    pub email: String,
+    /// Service roles (`[]` in unprivileged views).
+    pub service_roles: Vec<String>,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created_on: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub modified_on: String,
+    /// Creator's current name (privileged views only).
+    #[serde(skip_serializing_if = "is_empty")]
+    pub created_by: String,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize)]
+pub struct UserList {
+    /// Newest first.
+    pub users: Vec<User>,
+    /// Base64 cursor of the next page, or `""`.
+    #[serde(rename = "nextPageToken")]
+    pub next_page_token: String,
+    /// Size of the whole listing.
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+}
+
+/// A topic or subscription ACL (contract §3.7).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Acl {
+    /// User names, in ACL order.
+    pub authorized_users: Vec<String>,
+}
+
+/// A user registration (contract §3.6).
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// UUID.
+    pub uuid: String,
+    /// Requested name.
+    pub name: String,
+    /// Profile field.
+    pub first_name: String,
+    /// Profile field.
+    pub last_name: String,
+    /// Profile field.
+    pub organization: String,
+    /// Profile field.
+    pub description: String,
+    /// Contact address.
+    pub email: String,
+    /// `pending`, `accepted` or `declined`.
+    pub status: String,
+    /// Why it was declined.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub decline_comment: String,
+    /// Present while pending.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub activation_token: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub registered_at: String,
+    /// Name of the admin who handled it.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub modified_by: String,
+    /// When it was handled.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub modified_at: String,
+}
+
+/// `GET /v1/registrations`.
+#[derive(Debug, Serialize)]
+pub struct RegistrationList {
+    /// Oldest first.
+    pub user_registrations: Vec<Registration>,
+}
 
 /// A project (contract §3.1); every key omitted when empty.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]

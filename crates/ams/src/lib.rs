@@ -73,6 +73,7 @@ impl Application {
             Settings {
                 service_token: Some(token.secret().to_owned()),
                 long_poll_max: config.long_poll_max,
+                per_resource_auth: config.per_resource_auth,
                 ..Settings::default()
             },
         );
@@ -201,6 +202,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Signal handlers go in before the server listens, so that a SIGTERM sent as
+    // soon as the address is logged already means "shut down gracefully".
+    let shutdown = shutdown_signal()?;
     let app = Application::build(config, Arc::new(SystemClock)).await?;
     if let token::ServiceToken::Generated(_, path) = app.service_token() {
         // Printed once, on the start that created it; the token itself is never
@@ -212,23 +216,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             addr = app.local_addr(),
         );
     }
-    app.run_until(shutdown_signal()).await
+    app.run_until(shutdown).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGINT and SIGTERM now; the future completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    })
 }
