@@ -521,6 +521,21 @@ pub async fn log_reads_and_bounds(b: &impl Backend, dir: &Path) {
     assert_eq!(r.len(), 1);
     assert_eq!((r[0].data.as_str(), r[0].attributes.len()), ("", 0));
     assert!(log.read(&id, 11, 5, usize::MAX).await.unwrap().is_empty());
+    // Many tiny messages are bounded by the byte budget too.
+    let tiny = log_ref();
+    let empties = (0..500)
+        .map(|_| NewMessage {
+            attributes: vec![],
+            data: String::new(),
+        })
+        .collect();
+    log.append(&tiny, empties, 1).await.unwrap();
+    let r = log.read(&tiny, 0, 1_000_000, 8192).await.unwrap();
+    assert!(
+        !r.is_empty() && r.len() < 500,
+        "{} empty messages for 8 KiB",
+        r.len()
+    );
     assert!(log.read(&id, 500, 5, usize::MAX).await.unwrap().is_empty());
 }
 

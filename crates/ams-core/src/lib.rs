@@ -125,15 +125,17 @@ impl Ams {
         project: Option<&str>,
     ) -> Result<Context> {
         let token = token.filter(|t| !t.is_empty()).ok_or(Error::Unauthorized)?;
-        let project = match project {
-            Some(name) if route != Route::ProjectsCreate => Some(
-                self.meta()
-                    .project_by_name(name)
-                    .await?
-                    .ok_or(Error::ProjectMissing)?,
-            ),
-            _ => None,
+        let found = match project {
+            Some(name) => self.meta().project_by_name(name).await?,
+            None => None,
         };
+        if project.is_some() && found.is_none() && route != Route::ProjectsCreate {
+            return Err(Error::ProjectMissing);
+        }
+        // Roles come from the URL's project even for `projects:create` (as in
+        // the original): a member of an existing project gets a 403 there.
+        let roles_in = found.as_ref().map(|p| p.uuid);
+        let project = found.filter(|_| route != Route::ProjectsCreate);
         let caller = match &self.settings().service_token {
             Some(service) if auth::secrets_equal(service, token) => Caller::service(),
             _ => {
@@ -141,9 +143,8 @@ impl Ams {
                     .user_by_token(token)
                     .await?
                     .ok_or(Error::Unauthorized)?;
-                let project_roles = project
-                    .as_ref()
-                    .and_then(|p| user.membership(p.uuid))
+                let project_roles = roles_in
+                    .and_then(|p| user.membership(p))
                     .map(|m| m.roles.as_slice())
                     .unwrap_or_default();
                 let mut roles: Vec<auth::Role> = project_roles

@@ -114,11 +114,14 @@ impl Ams {
                 Vec::new()
             };
             let now = self.now().secs();
-            let count = messages.len() as u64;
+            // The log may have started later than `start` (retention ran since
+            // the bounds were read, or offsets are missing): record what it returned.
+            let first = messages.first().map_or(start, |m| m.offset);
+            let end = messages.last().map_or(start, |m| m.offset + 1);
             let outcome = self
                 .meta()
                 .update_cursor(sub.project, &sub.name, WriteDurability::Relaxed, &mut |c| {
-                    c.record_pull(expected, start, count, now)
+                    c.record_pull(expected, first, end, now)
                 })
                 .await?
                 .map_err(|_| Error::SubscriptionNotFound)?;

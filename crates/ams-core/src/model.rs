@@ -214,22 +214,23 @@ impl Cursor {
         }
     }
 
-    /// Records a pull that started at `start` (the committed offset, raised to the
-    /// log's min if messages expired) and returned `count` messages at `now_secs`.
-    /// Refuses with [`CursorRefusal::Moved`] if the committed offset is no longer
-    /// `expected_offset`, so that a pull racing an ack re-reads.
+    /// Records a pull at `now_secs` that returned the offsets `start..end`
+    /// (`start == end` for an empty pull). `start` is the first message returned,
+    /// at or above the committed offset (raised past expired or missing
+    /// messages). Refuses with [`CursorRefusal::Moved`] if the committed offset is
+    /// no longer `expected_offset`, so that a pull racing an ack re-reads.
     pub fn record_pull(
         &mut self,
         expected_offset: u64,
         start: u64,
-        count: u64,
+        end: u64,
         now_secs: i64,
     ) -> Result<(), CursorRefusal> {
         if self.offset != expected_offset {
             return Err(CursorRefusal::Moved);
         }
         self.offset = start;
-        self.next_offset = start + count;
+        self.next_offset = end;
         self.pending_since = Some(now_secs);
         Ok(())
     }
@@ -288,7 +289,7 @@ mod tests {
     #[test]
     fn ack_of_an_empty_pull_past_zero_is_wrong_ack() {
         let mut c = Cursor::at(5);
-        c.record_pull(5, 5, 0, 100).unwrap();
+        c.record_pull(5, 5, 5, 100).unwrap();
         assert_eq!(c.acknowledge(5, 10, 100), Err(CursorRefusal::WrongAck));
         assert_eq!(c.acknowledge(4, 10, 100), Err(CursorRefusal::WrongAck));
     }
@@ -307,22 +308,31 @@ mod tests {
     #[test]
     fn ack_is_cumulative_and_may_be_lower_than_the_pull() {
         let mut c = Cursor::at(10);
-        c.record_pull(10, 10, 5, 0).unwrap();
+        c.record_pull(10, 10, 15, 0).unwrap();
         c.acknowledge(11, 10, 0).unwrap();
         assert_eq!(c, Cursor::at(12));
         assert_eq!(c.acknowledge(11, 10, 0), Err(CursorRefusal::NoAckPending));
     }
 
     #[test]
+    fn a_pull_that_skipped_missing_offsets_acknowledges_what_it_returned() {
+        let mut c = Cursor::at(3);
+        c.record_pull(3, 5, 7, 0).unwrap();
+        assert_eq!(c.acknowledge(4, 10, 0), Err(CursorRefusal::WrongAck));
+        c.acknowledge(6, 10, 0).unwrap();
+        assert_eq!(c, Cursor::at(7));
+    }
+
+    #[test]
     fn a_pull_racing_an_ack_is_told_to_reread() {
         let mut c = Cursor::at(3);
-        assert_eq!(c.record_pull(2, 2, 1, 0), Err(CursorRefusal::Moved));
+        assert_eq!(c.record_pull(2, 2, 3, 0), Err(CursorRefusal::Moved));
     }
 
     #[test]
     fn catch_up_only_moves_forward() {
         let mut c = Cursor::at(5);
-        c.record_pull(5, 5, 2, 0).unwrap();
+        c.record_pull(5, 5, 7, 0).unwrap();
         assert!(!c.catch_up(3));
         assert!(c.catch_up(6));
         assert_eq!(c, Cursor::at(6));

@@ -114,7 +114,8 @@ pub trait MessageLog: Send + Sync + 'static {
     ) -> StoreResult<Appended>;
 
     /// Reads messages with offsets `from..`, at most `max_messages` of them and,
-    /// past the first message, at most about `max_bytes` of payload. Returns fewer
+    /// past the first message, at most about `max_bytes` (payload plus a fixed
+    /// per-message cost, so that many tiny messages are bounded too). Returns fewer
     /// (possibly none) when the log ends. Offsets below `min` are not returned: the
     /// read starts at `max(from, min)`.
     async fn read(

@@ -178,6 +178,8 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
         .into_owned();
     let cleaned = routes::clean_path(&path);
     if cleaned != path {
+        // Re-encode, as Go does: a decoded `%3F` must not turn into a query.
+        let cleaned = percent_encoding::utf8_percent_encode(&cleaned, PATH_ENCODE).to_string();
         let location = match req.uri().query() {
             Some(q) => format!("{cleaned}?{q}"),
             None => cleaned,
@@ -221,7 +223,7 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
     };
     let body = match axum::body::to_bytes(req.into_body(), inner.settings.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if is_length_limit(&e) => {
             let err = if route == Route::TopicsPublish {
                 ams_core::Error::MessageTooLarge
             } else {
@@ -229,6 +231,8 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
             };
             return (error::response(&err, Stage::Handler), Some(route));
         }
+        // The client went away or sent a broken body: nobody to answer properly.
+        Err(_) => return (StatusCode::BAD_REQUEST.into_response(), Some(route)),
     };
     let call = Call {
         ams: inner.ams.clone(),
@@ -263,6 +267,31 @@ fn token(option: AuthOption, headers: &http::HeaderMap, query: &Query) -> Option
         AuthOption::Header => from_header(),
         AuthOption::Both => from_header().or_else(from_query),
     }
+}
+
+/// Characters escaped when a cleaned path goes back into a `Location` header.
+const PATH_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Whether reading a body failed because it exceeded the limit.
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn not_found() -> Response {

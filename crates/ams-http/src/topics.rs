@@ -42,10 +42,8 @@ pub async fn delete(call: Call) -> Handled {
 
 /// `POST …/topics/{topic}:publish`.
 pub async fn publish(call: Call) -> Handled {
-    let ids = call
-        .ams
-        .publish(&call.ctx, topic(&call), call.json())
-        .await?;
+    let body = ams_types::wire::Publish::decode(&call.body);
+    let ids = call.ams.publish(&call.ctx, topic(&call), body).await?;
     Ok(respond::indented(&ids))
 }
 

@@ -145,6 +145,13 @@ pub fn format_go_float(value: f64) -> String {
 #[error("{0}")]
 pub struct DecodeError(String);
 
+impl DecodeError {
+    /// A decode error with this description.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 impl de::Error for DecodeError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         Self(msg.to_string())

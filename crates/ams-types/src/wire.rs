@@ -157,28 +157,100 @@ pub struct ModifyOffset {
 }
 
 /// One message of a `:publish` body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct PublishMessage {
     /// Ignored if sent (the server assigns it), but must be a string.
-    #[serde(rename = "messageId")]
     pub message_id: Option<String>,
     /// String attributes.
     pub attributes: Option<BTreeMap<String, String>>,
     /// Payload, opaque (base64 by convention).
     pub data: String,
     /// Ignored if sent, but must be a string.
-    #[serde(rename = "publishTime")]
     pub publish_time: Option<String>,
 }
 
 /// `:publish` body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+///
+/// Publish bodies are the big ones (up to the body limit, possibly millions of
+/// messages), so they are decoded straight from the bytes with hand-written
+/// Go-compatible rules (keys case-insensitive, last duplicate wins, `null` =
+/// absent) instead of through an intermediate `serde_json::Value`, which costs
+/// tens of times the body in memory.
+#[derive(Debug, Default)]
 pub struct Publish {
     /// The batch.
     pub messages: Vec<PublishMessage>,
 }
+
+impl Publish {
+    /// Decodes a publish body (see the type's docs).
+    pub fn decode(body: &[u8]) -> Result<Self, crate::json::DecodeError> {
+        serde_json::from_slice(body).map_err(|e| crate::json::DecodeError::new(e.to_string()))
+    }
+}
+
+/// Visits a JSON object whose keys match `fields` case-insensitively, calling
+/// `field(index, map)` to read each known value; unknown keys are skipped. A
+/// `null` document is the zero value, anything but an object an error.
+macro_rules! go_object {
+    ($ty:ty, $expecting:literal, [$($name:literal),*], |$out:ident, $idx:ident, $map:ident| $body:block) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_unit<E: serde::de::Error>(self) -> Result<$ty, E> {
+                        Ok(<$ty>::default())
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut $map: A) -> Result<$ty, A::Error> {
+                        const FIELDS: &[&str] = &[$($name),*];
+                        let mut $out = <$ty>::default();
+                        while let Some(key) = $map.next_key::<std::borrow::Cow<'de, str>>()? {
+                            let found = FIELDS.iter().position(|f| *f == key)
+                                .or_else(|| FIELDS.iter().position(|f| f.eq_ignore_ascii_case(&key)));
+                            match found {
+                                Some($idx) => $body,
+                                None => {
+                                    $map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok($out)
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+go_object!(
+    Publish,
+    "a publish request object",
+    ["messages"],
+    |out, _i, map| {
+        out.messages = map
+            .next_value::<Option<Vec<PublishMessage>>>()?
+            .unwrap_or_default();
+    }
+);
+
+go_object!(
+    PublishMessage,
+    "a message object",
+    ["messageId", "attributes", "data", "publishTime"],
+    |out, i, map| {
+        match i {
+            0 => out.message_id = map.next_value()?,
+            1 => out.attributes = map.next_value()?,
+            2 => out.data = map.next_value::<Option<String>>()?.unwrap_or_default(),
+            _ => out.publish_time = map.next_value()?,
+        }
+    }
+);
 
 /// `:pull` body (values are strings on the wire).
 #[derive(Debug, Default, Deserialize)]
@@ -600,6 +672,48 @@ mod tests {
             String::from_utf8(to_vec(&s, Layout::Indent3)).unwrap(),
             expected
         );
+    }
+
+    #[test]
+    fn publish_bodies_follow_go_rules_without_an_intermediate_value() {
+        let p = Publish::decode(
+            br#"{"MESSAGES":[{"DATA":"a","Attributes":{"K":"v"},"x":[1]},null,{"data":null}],"other":1}"#,
+        )
+        .unwrap();
+        assert_eq!(p.messages.len(), 3);
+        assert_eq!(p.messages[0].data, "a");
+        assert_eq!(p.messages[0].attributes.as_ref().unwrap()["K"], "v");
+        assert_eq!(
+            (p.messages[1].data.as_str(), p.messages[2].data.as_str()),
+            ("", "")
+        );
+        let last =
+            Publish::decode(br#"{"messages":[{"data":"1"}],"Messages":[{"data":"2"}]}"#).unwrap();
+        assert_eq!(last.messages[0].data, "2", "the last duplicate wins");
+        assert!(Publish::decode(b"null").unwrap().messages.is_empty());
+        assert!(
+            Publish::decode(br#"{"messages":null}"#)
+                .unwrap()
+                .messages
+                .is_empty()
+        );
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{",
+            br#"{"messages":{}}"#,
+            br#"{"messages":[{"data":5}]}"#,
+            br#"{"messages":[{"attributes":{"a":1}}]}"#,
+            br#"{"messages":[{"attributes":[{"key":"a","value":"b"}]}]}"#,
+            br#"{"messages":[{"messageId":5}]}"#,
+            br#"{"messages":[]} x"#,
+        ] {
+            assert!(
+                Publish::decode(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

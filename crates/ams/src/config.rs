@@ -281,11 +281,10 @@ impl Config {
                 .per_resource_auth
                 .or(file.per_resource_auth)
                 .unwrap_or(true),
-            log_level: args
-                .log_level
-                .clone()
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".into()),
+            log_level: match &args.log_level {
+                Some(level) => log_filter(level)?,
+                None => file.log_level.unwrap_or_else(|| "info".into()),
+            },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             long_poll_max: Duration::from_millis(
@@ -301,6 +300,37 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// A log level: the original's names (`DEBUG`, `INFO`, `WARNING`, `ERROR`,
+/// `FATAL`) or tracing's, any case; or a full filter directive such as
+/// `info,ams_http=debug`. A bare word that is no level is refused (tracing would
+/// take it for a target name and silently log nothing).
+fn log_filter(value: &str) -> Result<String, ConfigError> {
+    let level = match value.to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARNING" | "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ if value.contains('=') || value.contains(',') => {
+            return tracing_subscriber::EnvFilter::try_new(value)
+                .map(|_| value.to_owned())
+                .map_err(|e| ConfigError::BadValue {
+                    key: "log_level",
+                    problem: e.to_string(),
+                });
+        }
+        _ => {
+            return Err(ConfigError::BadValue {
+                key: "log_level",
+                problem: format!(
+                    "expected DEBUG, INFO, WARNING, ERROR or FATAL (or a filter directive), got {value:?}"
+                ),
+            });
+        }
+    };
+    Ok(level.to_owned())
 }
 
 /// What a config.json said.
@@ -428,26 +458,7 @@ impl FileConfig {
                     cfg.per_resource_auth = Some(boolean("per_resource_auth", v)?)
                 }
                 "push_enabled" => cfg.push_enabled = Some(boolean("push_enabled", v)?),
-                "log_level" => {
-                    // The original's levels, mapped onto tracing's.
-                    let level = string("log_level", v)?;
-                    cfg.log_level = Some(
-                        match level.to_ascii_uppercase().as_str() {
-                            "DEBUG" => "debug",
-                            "INFO" => "info",
-                            "WARNING" | "WARN" => "warn",
-                            "ERROR" | "FATAL" => "error",
-                            _ => {
-                                return Err(bad(
-                                    "log_level",
-                                    "DEBUG, INFO, WARNING, ERROR or FATAL",
-                                    v,
-                                ));
-                            }
-                        }
-                        .to_owned(),
-                    );
-                }
+                "log_level" => cfg.log_level = Some(log_filter(&string("log_level", v)?)?),
                 "log_format" => {
                     cfg.log_format = Some(match string("log_format", v)?.as_str() {
                         "text" => LogFormat::Text,

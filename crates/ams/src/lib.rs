@@ -39,6 +39,7 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
     log: Arc<SegmentLog>,
     token: token::ServiceToken,
+    scheme: &'static str,
 }
 
 impl Application {
@@ -144,12 +145,18 @@ impl Application {
             background: vec![retention],
             log,
             token,
+            scheme,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// The service token in force.
@@ -211,9 +218,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // printed or logged.
         println!(
             "Generated a service token (full access) in {path}.\n\
-             Use it as:  curl -H \"x-api-key: $(cat {path})\" http://{addr}/v1/projects",
+             Use it as:  curl -H \"x-api-key: $(cat {path})\" {scheme}://{addr}/v1/projects",
             path = path.display(),
             addr = app.local_addr(),
+            scheme = app.scheme(),
         );
     }
     app.run_until(shutdown).await

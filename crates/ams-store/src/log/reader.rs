@@ -21,8 +21,14 @@ fn read_error(seg: &Segment, e: impl Into<Box<dyn std::error::Error + Send + Syn
     StoreError::new(format!("reading log segment {}", seg.path.display()), e)
 }
 
+/// What a message costs beyond its payload once read and rendered (offset,
+/// time, ack id, JSON punctuation). Charged against `max_bytes` so that a read of
+/// many tiny messages is bounded too.
+pub(crate) const MESSAGE_COST: usize = 192;
+
 /// Reads messages `from..max` from `segs` (the segments from the one holding
-/// `from` on), at most `max_messages` and, past the first, about `max_bytes`.
+/// `from` on), at most `max_messages` and, past the first, about `max_bytes`
+/// (payload plus [`MESSAGE_COST`] per message).
 pub(crate) fn read_messages(
     segs: &[Arc<Segment>],
     from: u64,
@@ -74,13 +80,12 @@ pub(crate) fn read_messages(
                 if offset >= max || offset >= seg_end {
                     continue 'segments;
                 }
-                if out.len() >= max_messages
-                    || (!out.is_empty() && bytes + m.payload_len > max_bytes)
-                {
+                let cost = m.payload_len + MESSAGE_COST;
+                if out.len() >= max_messages || (!out.is_empty() && bytes + cost > max_bytes) {
                     break 'segments;
                 }
                 let (attributes, data) = m.decode().map_err(|e| read_error(seg, e))?;
-                bytes += m.payload_len;
+                bytes += cost;
                 out.push(StoredMessage {
                     offset,
                     publish_time_ns: h.time_ns,

@@ -134,9 +134,11 @@ async fn read_caps() {
     let one = log.read(&r, 5, 100, 1).await.unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].offset, 5);
-    let some = log.read(&r, 0, 100, 350).await.unwrap();
+    // Each message costs its 100 payload bytes plus the fixed per-message cost.
+    let cost = 100 + super::reader::MESSAGE_COST;
+    let some = log.read(&r, 0, 100, 3 * cost + cost / 2).await.unwrap();
     assert_eq!(some.len(), 3);
-    let all = log.read(&r, 0, 100, 2000).await.unwrap();
+    let all = log.read(&r, 0, 100, 20 * cost).await.unwrap();
     assert_eq!(all.len(), 20);
 }
 

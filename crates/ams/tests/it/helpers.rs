@@ -290,6 +290,83 @@ impl TestApp {
     }
 }
 
+/// Go's `json.MarshalIndent(v, "", "   ")` of `v`, keys in the order written
+/// (serde_json keeps insertion order here): the layout of user, registration,
+/// ACL and list bodies, built independently of the server's encoder.
+pub fn indent3(v: &Value) -> String {
+    use serde::Serialize as _;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Whether `s` is a generated token: 64 lowercase hex characters.
+pub fn is_token(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `s` is a lowercase, hyphenated version-4 UUID.
+pub fn is_uuid_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    let hex = |c: &u8| c.is_ascii_digit() || (b'a'..=b'f').contains(c);
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => hex(c),
+        })
+        && b[14] == b'4'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+/// The pipeline's 401 (`text/plain`).
+#[track_caller]
+pub fn assert_unauthorized(r: &Resp) {
+    r.assert_error(401, "Unauthorized", "UNAUTHORIZED");
+}
+
+/// The role check's 403.
+#[track_caller]
+pub fn assert_forbidden(r: &Resp) {
+    r.assert_error(403, "Access to this resource is forbidden", "FORBIDDEN");
+}
+
+impl TestApp {
+    /// Creates user `name` with the service token from a JSON body; returns the
+    /// response body (which carries `uuid` and `token`).
+    pub async fn create_user(&self, name: &str, body: Value) -> Value {
+        let r = self
+            .post(&format!("/v1/users/{name}"), &body.to_string())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// Creates user `name` with `roles` in `project` and returns its token.
+    pub async fn member_token(&self, name: &str, project: &str, roles: &[&str]) -> String {
+        let v = self
+            .create_user(
+                name,
+                serde_json::json!({"projects": [{"project": project, "roles": roles}]}),
+            )
+            .await;
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Sets the ACL of `p`'s `kind` (`topics` or `subscriptions`) `name` with the
+    /// service token.
+    pub async fn set_acl(&self, p: &str, kind: &str, name: &str, users: &[&str]) {
+        let body = serde_json::json!({ "authorized_users": users }).to_string();
+        let r = self
+            .post(&format!("/v1/projects/{p}/{kind}/{name}:modifyAcl"), &body)
+            .await;
+        assert_eq!((r.status, r.body.as_str()), (200, ""));
+    }
+}
+
 /// An HTTP client for tests that build their own (rustls needs its provider).
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,12 +1,18 @@
 //! End-to-end tests: the real server over real HTTP on 127.0.0.1:0.
 
+mod acl;
+mod authz;
 mod binary;
 mod crash;
 mod helpers;
+mod members;
 mod messages;
 mod pipeline;
 mod projects;
+mod registrations;
 mod retention;
 mod smoke;
 mod subscriptions;
 mod topics;
+mod users;
+mod workflow;

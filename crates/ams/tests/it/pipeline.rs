@@ -107,6 +107,12 @@ async fn double_slashes_are_redirected() {
         ("/v1//projects", "/v1/projects"),
         ("//v1/projects", "/v1/projects"),
         ("/v1/projects//ARGO?key=abc", "/v1/projects/ARGO?key=abc"),
+        // A decoded `%3F` is re-encoded: it must not become a query string.
+        (
+            "//v1/projects/P/topics/t%3Fkey=zzz",
+            "/v1/projects/P/topics/t%3Fkey=zzz",
+        ),
+        ("//v1/projects/a%20b", "/v1/projects/a%20b"),
     ] {
         let r = client
             .get(format!("{}{path}", app.base))
@@ -814,4 +820,29 @@ async fn null_fields_are_absent() {
     // A null body is an empty object.
     app.post("/v1/projects/P2", "null").await;
     assert_eq!(app.get("/v1/projects/P2").await.status, 200);
+}
+
+#[tokio::test]
+async fn requests_with_an_origin_and_an_unlisted_method_are_routed_with_the_header() {
+    let app = spawn_app().await;
+    let r = app
+        .call_with(
+            "PATCH",
+            "/v1/projects",
+            None,
+            &[("Origin", "http://example.org")],
+        )
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (405, ""));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let r = app
+        .call_with(
+            "PATCH",
+            "/v1/nothing",
+            None,
+            &[("Origin", "http://example.org")],
+        )
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (404, "404 page not found\n"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
 }
