@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,14 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        // The directory holds every token (service and users'): owner only.
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| {
+                format!(
+                    "cannot restrict data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
         let token = token::resolve(config.service_token.as_deref(), &config.data_dir)
             .context("cannot read or store the service token")?;
         let meta = EmbeddedMeta::open(&config.data_dir.join("meta"), config.durability)

@@ -5,9 +5,7 @@
 use ams_core::MetadataStore as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    JSON, Resp, TestApp, assert_forbidden, indent3, spawn_app, spawn_with,
-};
+use crate::helpers::{JSON, Resp, TestApp, assert_forbidden, indent3, spawn_app, spawn_with};
 
 /// Tokens of the users the fixtures create in ARGO.
 struct Users {
@@ -71,7 +69,10 @@ async fn show_and_modify(kind: &str, word: &str, name: &str) {
     assert_eq!(r.content_type(), JSON);
     // Replace: order kept.
     let r = app
-        .post(&modify, r#"{"authorized_users":["publisher","member","consumer"]}"#)
+        .post(
+            &modify,
+            r#"{"authorized_users":["publisher","member","consumer"]}"#,
+        )
         .await;
     assert_eq!((r.status, r.body.as_str()), (200, ""));
     app.get(&acl)
@@ -116,13 +117,19 @@ async fn show_and_modify(kind: &str, word: &str, name: &str) {
             r#"{"authorized_users":["member","nobody","outsider","ghost"]}"#,
         )
         .await;
-    r.assert_error(404, "User(s): nobody, outsider, ghost do not exist", "NOT_FOUND");
+    r.assert_error(
+        404,
+        "User(s): nobody, outsider, ghost do not exist",
+        "NOT_FOUND",
+    );
     assert_eq!(r.content_type(), JSON);
     app.post(&modify, r#"{"authorized_users":["x"]}"#)
         .await
         .assert_error(404, "User(s): x do not exist", "NOT_FOUND");
     // Nothing changed by the failures.
-    app.get(&acl).await.assert_ok(&acl_body(&["consumer", "admin"]));
+    app.get(&acl)
+        .await
+        .assert_ok(&acl_body(&["consumer", "admin"]));
     // `[]` clears.
     assert_eq!(
         app.post(&modify, r#"{"authorized_users":[]}"#).await.status,
@@ -223,9 +230,11 @@ async fn publish_needs_the_topic_acl_for_anyone_holding_publisher() {
         // Raised by the route, not the pipeline.
         assert_eq!(r.content_type(), JSON);
         // The 404 of a missing topic comes first; the ACL before the body.
-        publish_as(&app, token, "nope", MSG)
-            .await
-            .assert_error(404, "Topic doesn't exist", "NOT_FOUND");
+        publish_as(&app, token, "nope", MSG).await.assert_error(
+            404,
+            "Topic doesn't exist",
+            "NOT_FOUND",
+        );
         assert_forbidden(&publish_as(&app, token, "t1", "garbage").await);
     }
     // Without the publisher role there is no ACL check.
@@ -235,7 +244,12 @@ async fn publish_needs_the_topic_acl_for_anyone_holding_publisher() {
     }
     // Other topic routes are role-only.
     let r = app
-        .call_as("GET", "/v1/projects/ARGO/topics/t1", None, Some(&u.publisher))
+        .call_as(
+            "GET",
+            "/v1/projects/ARGO/topics/t1",
+            None,
+            Some(&u.publisher),
+        )
         .await;
     assert_eq!(r.status, 200);
     // In the ACL: allowed; then the body is checked.
@@ -357,7 +371,8 @@ async fn lists_are_filtered(per_resource_auth: bool) {
         .await;
     }
     for t in ["t1", "t3", "t4"] {
-        app.set_acl("ARGO", "topics", t, &["publisher", "member"]).await;
+        app.set_acl("ARGO", "topics", t, &["publisher", "member"])
+            .await;
     }
     for s in ["s2", "s4"] {
         app.set_acl("ARGO", "subscriptions", s, &["consumer", "member"])
@@ -372,11 +387,20 @@ async fn lists_are_filtered(per_resource_auth: bool) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| ["/projects/ARGO/topics/t4", "/projects/ARGO/topics/t3", "/projects/ARGO/topics/t1"].contains(&t["name"].as_str().unwrap()))
+        .filter(|t| {
+            [
+                "/projects/ARGO/topics/t4",
+                "/projects/ARGO/topics/t3",
+                "/projects/ARGO/topics/t1",
+            ]
+            .contains(&t["name"].as_str().unwrap())
+        })
         .cloned()
         .collect();
     let r = app.call_as("GET", topics, None, Some(&u.publisher)).await;
-    r.assert_ok(&indent3(&json!({"topics": mine, "nextPageToken": "", "totalSize": 3})));
+    r.assert_ok(&indent3(
+        &json!({"topics": mine, "nextPageToken": "", "totalSize": 3}),
+    ));
     // Pages of the filtered list.
     let first = list_as(&app, &u.member, &format!("{topics}?pageSize=2")).await;
     assert_eq!(
@@ -393,16 +417,28 @@ async fn lists_are_filtered(per_resource_auth: bool) {
     )
     .await;
     assert_eq!(names(&second, "topics"), ["/projects/ARGO/topics/t1"]);
-    assert_eq!((second["totalSize"].as_u64(), second["nextPageToken"].as_str()), (Some(3), Some("")));
+    assert_eq!(
+        (
+            second["totalSize"].as_u64(),
+            second["nextPageToken"].as_str()
+        ),
+        (Some(3), Some(""))
+    );
     // Pure consumers likewise for subscriptions.
     let r = list_as(&app, &u.consumer, subs).await;
     assert_eq!(
         names(&r, "subscriptions"),
-        ["/projects/ARGO/subscriptions/s4", "/projects/ARGO/subscriptions/s2"]
+        [
+            "/projects/ARGO/subscriptions/s4",
+            "/projects/ARGO/subscriptions/s2"
+        ]
     );
     assert_eq!(r["totalSize"], 2);
     let r = list_as(&app, &u.member, &format!("{subs}?pageSize=1")).await;
-    assert_eq!(names(&r, "subscriptions"), ["/projects/ARGO/subscriptions/s4"]);
+    assert_eq!(
+        names(&r, "subscriptions"),
+        ["/projects/ARGO/subscriptions/s4"]
+    );
     assert_eq!(r["totalSize"], 2);
     assert_ne!(r["nextPageToken"], "");
     // Project admins (even those who publish and consume) and service admins
@@ -418,7 +454,9 @@ async fn lists_are_filtered(per_resource_auth: bool) {
     app.set_acl("ARGO", "subscriptions", "s2", &[]).await;
     app.set_acl("ARGO", "subscriptions", "s4", &[]).await;
     let r = app.call_as("GET", subs, None, Some(&u.consumer)).await;
-    r.assert_ok(&indent3(&json!({"subscriptions": [], "nextPageToken": "", "totalSize": 0})));
+    r.assert_ok(&indent3(
+        &json!({"subscriptions": [], "nextPageToken": "", "totalSize": 0}),
+    ));
 }
 
 #[tokio::test]
@@ -440,7 +478,10 @@ async fn deleting_a_user_removes_it_from_every_acl() {
     app.put("/v1/projects/OTHER/topics/o1", "").await;
     // `member` also belongs to OTHER.
     let r = app
-        .post("/v1/projects/OTHER/members/member:add", r#"{"roles":["publisher"]}"#)
+        .post(
+            "/v1/projects/OTHER/members/member:add",
+            r#"{"roles":["publisher"]}"#,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let member = app.get("/v1/users/member").await.json();

@@ -296,6 +296,45 @@ async fn matrix(family: impl Fn(&str) -> bool) {
     assert!(covered > 0, "the family matched no route");
 }
 
+/// For the family's routes under `/projects/{project}`: an invalid project
+/// name is a 400 before the token is looked at; an unknown project is a 404
+/// for every token (even a bad one), but a missing token is a 401 first.
+/// `projects:create` skips the existence check.
+async fn unknown_projects(family: impl Fn(&str) -> bool) {
+    let app = spawn_app().await;
+    let f = fixtures(&app).await;
+    for entry in ams_http::routes::table() {
+        if !family(entry.pattern) || !entry.pattern.starts_with("/v1/projects/{project}") {
+            continue;
+        }
+        let (path, body) = request(entry.route, entry.pattern, &f);
+        let rest = path.strip_prefix("/v1/projects/P").unwrap_or_else(|| {
+            assert_eq!(entry.route, Route::ProjectsCreate);
+            ""
+        });
+        let method = entry.method.as_str();
+        if entry.route != Route::ProjectsCreate {
+            let invalid = format!("/v1/projects/P.x{rest}");
+            let r = app.call_as(method, &invalid, body, None).await;
+            r.assert_error(400, "Invalid project name", "INVALID_ARGUMENT");
+            assert_eq!(r.content_type(), TEXT, "{method} {invalid}");
+            let unknown = format!("/v1/projects/NOPE{rest}");
+            assert_unauthorized(&app.call_as(method, &unknown, body, None).await);
+            for token in [
+                "not-a-token",
+                app.token.as_str(),
+                f.token("sa"),
+                f.token("pa"),
+                f.token("other"),
+            ] {
+                let r = app.call_as(method, &unknown, body, Some(token)).await;
+                r.assert_error(404, "project doesn't exist", "NOT_FOUND");
+                assert_eq!(r.content_type(), TEXT, "{method} {unknown}");
+            }
+        }
+    }
+}
+
 fn users_family(p: &str) -> bool {
     p.starts_with("/v1/users")
 }
@@ -352,21 +391,25 @@ async fn matrix_registrations() {
 #[tokio::test]
 async fn matrix_projects() {
     matrix(projects_family).await;
+    unknown_projects(projects_family).await;
 }
 
 #[tokio::test]
 async fn matrix_members() {
     matrix(members_family).await;
+    unknown_projects(members_family).await;
 }
 
 #[tokio::test]
 async fn matrix_topics() {
     matrix(topics_family).await;
+    unknown_projects(topics_family).await;
 }
 
 #[tokio::test]
 async fn matrix_subscriptions() {
     matrix(subscriptions_family).await;
+    unknown_projects(subscriptions_family).await;
 }
 
 // ------------------------------------------------------- pipeline order --

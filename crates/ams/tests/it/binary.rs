@@ -96,6 +96,12 @@ async fn first_start_generates_a_private_token_and_later_starts_reuse_it() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o700,
+        "the data directory holds tokens: owner only"
+    );
     let second = start_without_token(&data).await;
     assert!(!second.contains("Generated"), "{second}");
     assert_eq!(read_token(&data), token);
