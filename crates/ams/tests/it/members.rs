@@ -287,6 +287,20 @@ async fn show_in_both_views() {
     r.assert_ok(&indent3(&unprivileged(full.json(), "ARGO")));
     assert_eq!(r.content_type(), JSON);
     assert!(!r.body.contains("OTHER") && !r.body.contains("metrics_viewer"));
+    // A user holding the service_admin service role gets the privileged view.
+    let sa = fx
+        .app
+        .create_user("sa", json!({"service_roles":["service_admin"]}))
+        .await;
+    fx.app
+        .call_as(
+            "GET",
+            "/v1/projects/ARGO/members/both",
+            None,
+            sa["token"].as_str(),
+        )
+        .await
+        .assert_ok(&full.body);
     // Not a member here, or no such user: 404.
     fx.app.create_user("loner", json!({})).await;
     for name in ["loner", "nobody"] {

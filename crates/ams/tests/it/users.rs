@@ -110,6 +110,30 @@ async fn create_with_an_empty_object_omits_what_is_empty() {
 }
 
 #[tokio::test]
+async fn user_fields_are_html_escaped_like_go() {
+    let app = with_projects().await;
+    let r = app
+        .post(
+            "/v1/users/u1",
+            r#"{"email":"a&b@example.com","description":"<b>\"hi\"</b>"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains(r#""description": "\u003cb\u003e\"hi\"\u003c/b\u003e","#),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#""email": "a\u0026b@example.com","#),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["description"], "<b>\"hi\"</b>");
+}
+
+#[tokio::test]
 async fn every_accepted_role_is_accepted_as_project_and_service_role() {
     let app = with_projects().await;
     let v = app
@@ -170,13 +194,24 @@ async fn created_by_is_the_creators_current_name() {
         "{}",
         r.body
     );
+    // The same for a project it creates.
+    let r = app
+        .call_as("POST", "/v1/projects/MINE", Some("{}"), Some(sa_token))
+        .await;
+    assert_eq!(r.json()["created_by"], "sa");
     // Renaming the creator renames it in `created_by`.
     let r = app.put("/v1/users/sa", r#"{"name":"boss"}"#).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(app.get("/v1/users/made").await.json()["created_by"], "boss");
+    assert_eq!(
+        app.get("/v1/projects/MINE").await.json()["created_by"],
+        "boss"
+    );
     // A deleted creator is omitted.
     assert_eq!(app.delete("/v1/users/boss").await.status, 200);
     let v = app.get("/v1/users/made").await.json();
+    assert!(v.get("created_by").is_none(), "{v}");
+    let v = app.get("/v1/projects/MINE").await.json();
     assert!(v.get("created_by").is_none(), "{v}");
 }
 
@@ -337,6 +372,52 @@ async fn users_show_the_topics_and_subscriptions_whose_acl_names_them() {
     app.call_as("GET", "/v1/users/profile", None, Some(token))
         .await
         .assert_ok(&shown.body);
+}
+
+#[tokio::test]
+async fn memberships_follow_project_renames_and_deletions() {
+    let app = with_projects().await;
+    let v = app
+        .create_user(
+            "u1",
+            json!({"projects":[{"project":"ARGO","roles":["consumer"]},{"project":"OTHER","roles":["publisher"]}]}),
+        )
+        .await;
+    let token = v["token"].as_str();
+    assert_eq!(
+        app.put("/v1/projects/ARGO", r#"{"name":"RENAMED"}"#)
+            .await
+            .status,
+        200
+    );
+    let shown = app.get("/v1/users/u1").await.json();
+    assert_eq!(shown["projects"][0]["project"], "RENAMED");
+    assert_eq!(
+        app.call_as("GET", "/v1/projects/RENAMED/subscriptions", None, token)
+            .await
+            .status,
+        200
+    );
+    let r = app.get("/v1/users?project=RENAMED").await.json();
+    assert_eq!(r["totalSize"], 1);
+    app.get("/v1/users?project=ARGO").await.assert_error(
+        404,
+        "ProjectUUID doesn't exist",
+        "NOT_FOUND",
+    );
+    // A deleted project's membership is no longer shown, and a new project
+    // with the same name does not inherit it.
+    assert_eq!(app.delete("/v1/projects/OTHER").await.status, 200);
+    app.post("/v1/projects/OTHER", "{}").await;
+    let shown = app.get("/v1/users/u1").await.json();
+    assert_eq!(
+        shown["projects"],
+        json!([{"project": "RENAMED", "roles": ["consumer"], "topics": [], "subscriptions": []}])
+    );
+    assert_unauthorized(
+        &app.call_as("GET", "/v1/projects/OTHER/topics", None, token)
+            .await,
+    );
 }
 
 // --------------------------------------------------------------- profile --
