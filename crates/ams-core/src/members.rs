@@ -4,7 +4,6 @@
 
 use ams_types::json::DecodeError;
 use ams_types::wire;
-use uuid::Uuid;
 
 use crate::Ams;
 use crate::auth::{self, Context};
@@ -56,25 +55,13 @@ impl Ams {
         let project = ctx.project();
         let roles = this_projects_roles(&body, &project.name).unwrap_or_default();
         auth::validate_roles(&roles)?;
-        let now = self.now();
         let user = User {
-            uuid: Uuid::new_v4(),
-            name: name.to_owned(),
-            token: new_token(),
             email: body.email.unwrap_or_default(),
-            first_name: String::new(),
-            last_name: String::new(),
-            organization: String::new(),
-            description: String::new(),
-            service_roles: Vec::new(),
             projects: vec![Membership {
                 project: project.uuid,
                 roles,
             }],
-            created_on: now,
-            modified_on: now,
-            created_by: ctx.caller.user,
-            seq: 0,
+            ..User::new(name, new_token(), self.now(), ctx.caller.user)
         };
         let user = self.insert_user(user).await?;
         self.user_view(&user, View::Privileged).await

@@ -104,6 +104,26 @@ pub struct User {
 }
 
 impl User {
+    /// A new user with empty profile fields, no roles and no memberships.
+    pub fn new(name: &str, token: String, now: Timestamp, created_by: Option<Uuid>) -> Self {
+        Self {
+            uuid: Uuid::new_v4(),
+            name: name.to_owned(),
+            token,
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            organization: String::new(),
+            description: String::new(),
+            service_roles: Vec::new(),
+            projects: Vec::new(),
+            created_on: now,
+            modified_on: now,
+            created_by,
+            seq: 0,
+        }
+    }
+
     /// The membership in `project`, if any.
     pub fn membership(&self, project: Uuid) -> Option<&Membership> {
         self.projects.iter().find(|m| m.project == project)

@@ -70,22 +70,13 @@ impl Ams {
     /// then marks the registration accepted.
     pub async fn accept_registration(&self, ctx: &Context, uuid: &str) -> Result<wire::User> {
         let mut registration = self.pending_registration(uuid).await?;
-        let now = self.now();
         let user = User {
-            uuid: Uuid::new_v4(),
-            name: registration.name.clone(),
-            token: new_token(),
             email: registration.email.clone(),
             first_name: registration.first_name.clone(),
             last_name: registration.last_name.clone(),
             organization: registration.organization.clone(),
             description: registration.description.clone(),
-            service_roles: Vec::new(),
-            projects: Vec::new(),
-            created_on: now,
-            modified_on: now,
-            created_by: ctx.caller.user,
-            seq: 0,
+            ..User::new(&registration.name, new_token(), self.now(), ctx.caller.user)
         };
         let user = self.insert_user(user).await?;
         registration.status = RegistrationStatus::Accepted;

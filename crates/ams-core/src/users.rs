@@ -151,11 +151,7 @@ impl Ams {
             .await?;
         let service_roles = body.service_roles.unwrap_or_default();
         auth::validate_roles(&service_roles)?;
-        let now = self.now();
         let user = User {
-            uuid: Uuid::new_v4(),
-            name: name.to_owned(),
-            token: new_token(),
             email: body.email.unwrap_or_default(),
             first_name: body.first_name.unwrap_or_default(),
             last_name: body.last_name.unwrap_or_default(),
@@ -163,10 +159,7 @@ impl Ams {
             description: body.description.unwrap_or_default(),
             service_roles,
             projects,
-            created_on: now,
-            modified_on: now,
-            created_by: ctx.caller.user,
-            seq: 0,
+            ..User::new(name, new_token(), self.now(), ctx.caller.user)
         };
         let user = self.insert_user(user).await?;
         self.user_view(&user, View::Privileged).await

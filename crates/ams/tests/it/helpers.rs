@@ -131,19 +131,12 @@ impl TestApp {
         body: Option<&str>,
         token: Option<&str>,
     ) -> Resp {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("x-api-key", t);
-        }
-        if let Some(b) = body {
-            req = req.body(b.to_owned());
-        }
-        let resp = req.send().await.expect("request sent");
-        Resp {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.unwrap(),
+        match token {
+            Some(t) => {
+                self.call_with(method, path, body, &[("x-api-key", t)])
+                    .await
+            }
+            None => self.call_with(method, path, body, &[]).await,
         }
     }
 
