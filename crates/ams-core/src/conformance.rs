@@ -622,6 +622,9 @@ pub async fn log_delete_and_list(b: &impl Backend, dir: &Path) {
     assert_eq!(log.bounds(&x).await.unwrap(), LogBounds::default());
     assert!(log.read(&x, 0, 10, usize::MAX).await.unwrap().is_empty());
     assert_eq!(log.bounds(&y).await.unwrap().max, 1);
+    // A publish racing the deletion must not recreate the log.
+    assert!(log.append(&x, vec![msg("late")], 1).await.is_err());
+    assert!(!log.list().await.unwrap().contains(&x.id));
 }
 
 fn user(name: &str, projects: &[(Uuid, &[&str])]) -> User {

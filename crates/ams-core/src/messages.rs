@@ -60,10 +60,25 @@ impl Ams {
             });
         }
         let count = batch.len() as u64;
-        let appended = self
+        let appended = match self
             .log()
             .append(&topic.log_ref(), batch, self.now().nanos())
-            .await?;
+            .await
+        {
+            Ok(appended) => appended,
+            // A publish that raced its topic's deletion: the topic is gone.
+            Err(_)
+                if self
+                    .meta()
+                    .topic(topic.project, &topic.name)
+                    .await?
+                    .as_ref()
+                    .is_none_or(|t| t.log_id != topic.log_id) =>
+            {
+                return Err(Error::TopicNotFound);
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(wire::PublishResponse {
             message_ids: (appended.first_offset..appended.first_offset + count)
                 .map(|o| o.to_string())

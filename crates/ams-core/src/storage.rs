@@ -143,7 +143,8 @@ pub trait MessageLog: Send + Sync + 'static {
         timeout: Duration,
     ) -> StoreResult<LogBounds>;
 
-    /// Deletes a log and its data. Deleting a missing log is not an error.
+    /// Deletes a log and its data. Deleting a missing log is not an error. Later
+    /// appends to the same id fail (ids are unique per topic incarnation).
     async fn delete(&self, log: &LogRef) -> StoreResult<()>;
 
     /// The ids of every log that holds data, so that start-up can delete logs whose

@@ -144,6 +144,10 @@ pub struct SegmentLog {
     root: PathBuf,
     options: LogOptions,
     logs: RwLock<HashMap<Uuid, Arc<LogHandle>>>,
+    /// Logs deleted since start-up. Ids are unique per topic incarnation, so an
+    /// append to one of these is a publish that raced its topic's deletion: it is
+    /// refused rather than allowed to recreate an orphaned log.
+    deleted: parking_lot::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
@@ -221,6 +225,7 @@ impl SegmentLog {
                 ..options
             },
             logs: RwLock::new(logs),
+            deleted: parking_lot::Mutex::default(),
         }))
     }
 
@@ -414,6 +419,7 @@ impl MessageLog for SegmentLog {
         messages: Vec<NewMessage>,
         publish_time_ns: i64,
     ) -> StoreResult<Appended> {
+        let deleted = || StoreError::new("appending", "the log was deleted");
         let batch = batch::encode(&messages).map_err(|e| StoreError::new("encoding a batch", e))?;
         drop(messages);
         let (reply, answer) = oneshot::channel();
@@ -423,6 +429,11 @@ impl MessageLog for SegmentLog {
             reply,
         });
         while let Some(r) = req.take() {
+            // Checked on every turn: an append that waited out a delete must not
+            // recreate the log.
+            if self.deleted.lock().contains(&log.id) {
+                return Err(deleted());
+            }
             let h = self.handle_or_create(log.id);
             let mut slot = h.slot.lock().await;
             if matches!(*slot, Slot::Idle(_))
@@ -438,9 +449,8 @@ impl MessageLog for SegmentLog {
                         return Err(StoreError::new("appending", "the log writer stopped"));
                     }
                 }
-                // Deleted meanwhile: the next lookup finds (or creates) its
-                // successor, unless this handle is still the current one (a
-                // writer lost to a panic).
+                // Deleted meanwhile: the next turn refuses, unless this handle is
+                // still the current one (a writer lost to a panic).
                 _ => {
                     if self.handle(log.id).is_some_and(|cur| Arc::ptr_eq(&cur, &h)) {
                         return Err(StoreError::new("appending", "the log writer is gone"));
@@ -514,6 +524,9 @@ impl MessageLog for SegmentLog {
         offset: u64,
         timeout: Duration,
     ) -> StoreResult<LogBounds> {
+        if self.deleted.lock().contains(&log.id) {
+            return Ok(LogBounds::default());
+        }
         let h = self.handle_or_create(log.id);
         let mut rx = h.shared.watch.subscribe();
         let _ = tokio::time::timeout(timeout, rx.wait_for(|b| b.max > offset)).await;
@@ -522,6 +535,7 @@ impl MessageLog for SegmentLog {
     }
 
     async fn delete(&self, log: &LogRef) -> StoreResult<()> {
+        self.deleted.lock().insert(log.id);
         let dir = self.log_dir(log.id);
         let root = self.root.clone();
         let fsync = self.options.durability == Durability::Fsync;

@@ -595,18 +595,18 @@ async fn delete_then_list() {
     assert_eq!(log.bounds(&a).await.unwrap(), LogBounds::default());
     assert!(read_all(&log, &a).await.is_empty());
     assert_eq!(log.offset_at_time(&a, 0).await.unwrap(), None);
-    // A later append starts afresh.
-    let x = log.append(&a, vec![msg("again")], 1).await.unwrap();
-    assert_eq!(x.first_offset, 0);
-    assert_eq!(read_all(&log, &a).await[0].data, "again");
+    // A later append (a publish that raced its topic's deletion) is refused
+    // instead of recreating an orphaned log.
+    assert!(log.append(&a, vec![msg("again")], 1).await.is_err());
+    assert_eq!(log.list().await.unwrap(), vec![b.id]);
     drop(log);
     let log = open(tmp.path(), LogOptions::default());
-    assert_eq!(log.list().await.unwrap().len(), 2);
-    assert_eq!(read_all(&log, &a).await.len(), 1);
+    assert_eq!(log.list().await.unwrap(), vec![b.id]);
+    assert!(read_all(&log, &a).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn appends_racing_a_delete_land_in_one_log_or_the_next() {
+async fn appends_racing_a_delete_succeed_before_it_and_fail_after() {
     let tmp = tempfile::tempdir().unwrap();
     let log = open(tmp.path(), opts(Durability::Write, 64 << 20));
     let r = lref();
@@ -616,10 +616,12 @@ async fn appends_racing_a_delete_land_in_one_log_or_the_next() {
         let log = log.clone();
         let r = r.clone();
         tasks.push(tokio::spawn(async move {
+            let mut refused = false;
             for j in 0..20 {
-                log.append(&r, vec![msg(&format!("{t}/{j}"))], 1)
-                    .await
-                    .unwrap();
+                match log.append(&r, vec![msg(&format!("{t}/{j}"))], 1).await {
+                    Ok(_) => assert!(!refused, "an append succeeded after one was refused"),
+                    Err(_) => refused = true,
+                }
             }
         }));
     }
@@ -627,10 +629,10 @@ async fn appends_racing_a_delete_land_in_one_log_or_the_next() {
     for t in tasks {
         t.await.unwrap();
     }
-    // Whatever survived the delete is a dense log.
-    let all = read_all(&log, &r).await;
-    assert!(all.iter().enumerate().all(|(i, m)| m.offset == i as u64));
-    assert_eq!(log.bounds(&r).await.unwrap().max, all.len() as u64);
+    // Nothing survives the delete, and nothing recreated the log.
+    assert!(read_all(&log, &r).await.is_empty());
+    assert_eq!(log.bounds(&r).await.unwrap(), LogBounds::default());
+    assert!(log.list().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
