@@ -86,21 +86,47 @@ impl Formatter for GoFormatter<'_> {
         w: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            let esc: &[u8] = match c {
-                '<' => b"\\u003c",
-                '>' => b"\\u003e",
-                '&' => b"\\u0026",
-                '\u{2028}' => b"\\u2028",
-                '\u{2029}' => b"\\u2029",
-                _ => continue,
-            };
-            w.write_all(&fragment.as_bytes()[start..i])?;
-            w.write_all(esc)?;
-            start = i + c.len_utf8();
+        // Byte scan (the hot path of every pull: message data is most of the
+        // output): `<`, `>`, `&`, and U+2028/U+2029 (E2 80 A8/A9 in UTF-8).
+        let bytes = fragment.as_bytes();
+        if fragment.is_ascii() {
+            // SIMD search for the three ASCII characters Go escapes.
+            let mut start = 0;
+            for i in memchr::memchr3_iter(b'<', b'>', b'&', bytes) {
+                w.write_all(&bytes[start..i])?;
+                w.write_all(match bytes[i] {
+                    b'<' => b"\\u003c",
+                    b'>' => b"\\u003e",
+                    _ => b"\\u0026",
+                })?;
+                start = i + 1;
+            }
+            return w.write_all(&bytes[start..]);
         }
-        w.write_all(&fragment.as_bytes()[start..])
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let (esc, len): (&[u8], usize) = match bytes[i] {
+                b'<' => (b"\\u003c", 1),
+                b'>' => (b"\\u003e", 1),
+                b'&' => (b"\\u0026", 1),
+                0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA8) => {
+                    (b"\\u2028", 3)
+                }
+                0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA9) => {
+                    (b"\\u2029", 3)
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            w.write_all(&bytes[start..i])?;
+            w.write_all(esc)?;
+            i += len;
+            start = i;
+        }
+        w.write_all(&bytes[start..])
     }
 
     fn write_char_escape<W: ?Sized + io::Write>(
@@ -418,6 +444,15 @@ mod tests {
         assert_eq!(
             s,
             r#"{"name":"\u003ca\u0026b\u003e","list":[1,2],"empty":[],"rate":10}"#
+        );
+        let s = String::from_utf8(to_vec(
+            &serde_json::json!({"a": {}, "u": "x\u{2028}y\u{2029}z\u{2027}é<"}),
+            Layout::Indent1,
+        ))
+        .unwrap();
+        assert_eq!(
+            s,
+            "{\n \"a\": {},\n \"u\": \"x\\u2028y\\u2029z\u{2027}é\\u003c\"\n}"
         );
         let s = String::from_utf8(to_vec(&serde_json::json!({"a": {}}), Layout::Indent1)).unwrap();
         assert_eq!(s, "{\n \"a\": {}\n}");

@@ -1,0 +1,522 @@
+//! One adapter per system behind a small trait: create a topic and
+//! subscriptions, publish a batch, consume up to n messages, acknowledge them.
+//! The workloads in `workloads.rs` only speak this trait.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use async_nats::jetstream;
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt as _, Full};
+use serde::Deserialize;
+
+use crate::server::Kind;
+
+/// A batch ready to send: the per-system encoding is done before timing
+/// starts where a workload pre-builds its batches.
+pub enum Prepared {
+    /// ams: the JSON request body and its message count.
+    Json {
+        /// `{"messages":[{"data":"<base64>"},...]}`
+        body: Bytes,
+        /// How many messages it holds.
+        count: usize,
+    },
+    /// NATS and Redis: the raw payloads.
+    Raw(Vec<Bytes>),
+}
+
+/// What an acknowledgement needs.
+pub enum AckToken {
+    /// ams: the highest ack id of the pull (acks are cumulative).
+    Ams(String),
+    /// NATS: the messages, each acked explicitly.
+    Nats(Vec<jetstream::Message>),
+    /// Redis: the entry ids for XACK.
+    Redis(Vec<String>),
+}
+
+/// Messages handed out by one consume call.
+pub struct Delivered {
+    /// The payloads, decoded, in delivery order.
+    pub payloads: Vec<Bytes>,
+    /// How to acknowledge them (`None` when nothing was delivered).
+    pub ack: Option<AckToken>,
+}
+
+/// One client connection to a system under test. There is one topic per
+/// server; subscriptions are named.
+#[async_trait]
+pub trait Conn: Send + Sync {
+    /// Creates the topic.
+    async fn create_topic(&self) -> Result<()>;
+    /// Creates a subscription that starts at the topic's current end.
+    async fn create_sub(&self, sub: &str) -> Result<()>;
+    /// Encodes payloads for [`Conn::publish`].
+    fn prepare(&self, payloads: &[Bytes]) -> Prepared;
+    /// Publishes a batch; returns how many messages the server acknowledged
+    /// (an error unless all of them).
+    async fn publish(&self, batch: &Prepared) -> Result<usize>;
+    /// Takes up to `max` messages from a subscription without waiting.
+    async fn consume(&self, sub: &str, max: usize) -> Result<Delivered>;
+    /// Acknowledges what a consume call delivered.
+    async fn ack(&self, sub: &str, token: AckToken) -> Result<()>;
+}
+
+/// Connects to a server at `addr` (see `Server::addr`).
+pub async fn connect(kind: Kind, addr: &str, token: &str) -> Result<Arc<dyn Conn>> {
+    Ok(match kind {
+        Kind::Ams => Arc::new(Ams::new(addr, token)?),
+        Kind::Nats => Arc::new(Nats::connect(addr).await?),
+        Kind::Redis => Arc::new(Redis::connect(addr).await?),
+    })
+}
+
+// ---------------------------------------------------------------- ams
+
+const PROJECT: &str = "BENCH";
+const TOPIC: &str = "t";
+
+/// The ams HTTP API over plain HTTP/1.1 (hyper's connection API, no
+/// client-side pool logic beyond a stack of idle keep-alive connections: one
+/// connection per concurrent request, reused).
+pub struct Ams {
+    addr: String,
+    host: http::HeaderValue,
+    token: http::HeaderValue,
+    base: String,
+    publish_path: String,
+    idle: Mutex<Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
+}
+
+#[derive(Deserialize)]
+struct Ids<'a> {
+    #[serde(borrow, rename = "messageIds")]
+    ids: Vec<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Pulled<'a> {
+    #[serde(borrow, rename = "receivedMessages")]
+    received: Vec<Received<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Received<'a> {
+    #[serde(borrow, rename = "ackId")]
+    ack_id: Cow<'a, str>,
+    #[serde(borrow)]
+    message: PulledMessage<'a>,
+}
+
+#[derive(Deserialize)]
+struct PulledMessage<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+impl Ams {
+    fn new(base: &str, token: &str) -> Result<Ams> {
+        let addr = base
+            .strip_prefix("http://")
+            .context("ams address is http://host:port")?
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Ams {
+            host: http::HeaderValue::from_str(&addr)?,
+            token: http::HeaderValue::from_str(token)?,
+            base: format!("/v1/projects/{PROJECT}"),
+            publish_path: format!("/v1/projects/{PROJECT}/topics/{TOPIC}:publish"),
+            addr,
+            idle: Mutex::default(),
+        })
+    }
+
+    async fn sender(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        loop {
+            let Some(s) = self.idle.lock().expect("lock").pop() else {
+                break;
+            };
+            if !s.is_closed() {
+                return Ok(s);
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    async fn call(&self, method: http::Method, path: &str, body: Bytes) -> Result<(u16, Bytes)> {
+        let mut sender = self.sender().await?;
+        sender.ready().await?;
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, self.host.clone())
+            .header("x-api-key", self.token.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        let resp = tokio::time::timeout(Duration::from_secs(120), async {
+            let resp = sender.send_request(req).await?;
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, anyhow::Error>((status, body))
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("{path}: no answer within 120 s"))??;
+        self.idle.lock().expect("lock").push(sender);
+        Ok(resp)
+    }
+
+    async fn expect_ok(&self, method: http::Method, path: &str, body: Bytes) -> Result<Bytes> {
+        let (status, body) = self.call(method, path, body).await?;
+        if status != 200 {
+            bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+}
+
+#[async_trait]
+impl Conn for Ams {
+    async fn create_topic(&self) -> Result<()> {
+        let (status, body) = self
+            .call(http::Method::POST, &self.base, Bytes::from_static(b"{}"))
+            .await?;
+        ensure!(
+            status == 200 || status == 409,
+            "create project: HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        self.expect_ok(
+            http::Method::PUT,
+            &format!("{}/topics/{TOPIC}", self.base),
+            Bytes::from_static(b"{}"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_sub(&self, sub: &str) -> Result<()> {
+        let body =
+            format!(r#"{{"topic":"projects/{PROJECT}/topics/{TOPIC}","ackDeadlineSeconds":300}}"#);
+        self.expect_ok(
+            http::Method::PUT,
+            &format!("{}/subscriptions/{sub}", self.base),
+            body.into(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn prepare(&self, payloads: &[Bytes]) -> Prepared {
+        let cap = payloads.iter().map(|p| p.len() * 4 / 3 + 16).sum::<usize>() + 16;
+        let mut body = String::with_capacity(cap);
+        body.push_str(r#"{"messages":["#);
+        for (i, p) in payloads.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(r#"{"data":""#);
+            STANDARD.encode_string(p, &mut body);
+            body.push_str(r#""}"#);
+        }
+        body.push_str("]}");
+        Prepared::Json {
+            body: body.into(),
+            count: payloads.len(),
+        }
+    }
+
+    async fn publish(&self, batch: &Prepared) -> Result<usize> {
+        let Prepared::Json { body, count } = batch else {
+            bail!("ams takes JSON batches");
+        };
+        let answer = self
+            .expect_ok(http::Method::POST, &self.publish_path, body.clone())
+            .await?;
+        let ids: Ids = serde_json::from_slice(&answer)?;
+        ensure!(
+            ids.ids.len() == *count,
+            "publish of {count} answered {} ids",
+            ids.ids.len()
+        );
+        Ok(*count)
+    }
+
+    async fn consume(&self, sub: &str, max: usize) -> Result<Delivered> {
+        let answer = self
+            .expect_ok(
+                http::Method::POST,
+                &format!("{}/subscriptions/{sub}:pull", self.base),
+                format!(r#"{{"maxMessages":"{max}"}}"#).into(),
+            )
+            .await?;
+        let pulled: Pulled = serde_json::from_slice(&answer)?;
+        let mut payloads = Vec::with_capacity(pulled.received.len());
+        for r in &pulled.received {
+            payloads.push(Bytes::from(
+                STANDARD
+                    .decode(r.message.data.as_bytes())
+                    .context("data is not base64")?,
+            ));
+        }
+        let ack = pulled
+            .received
+            .last()
+            .map(|r| AckToken::Ams(r.ack_id.to_string()));
+        Ok(Delivered { payloads, ack })
+    }
+
+    async fn ack(&self, sub: &str, token: AckToken) -> Result<()> {
+        let AckToken::Ams(id) = token else {
+            bail!("not an ams ack");
+        };
+        self.expect_ok(
+            http::Method::POST,
+            &format!("{}/subscriptions/{sub}:acknowledge", self.base),
+            format!(r#"{{"ackIds":["{id}"]}}"#).into(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- NATS
+
+const STREAM: &str = "BENCH";
+const SUBJECT: &str = "bench.t";
+
+/// NATS JetStream: a file-backed stream, durable pull consumers with
+/// explicit acks; a batch is that many publishes in flight at once.
+pub struct Nats {
+    js: jetstream::Context,
+    consumers: Mutex<HashMap<String, jetstream::consumer::PullConsumer>>,
+}
+
+impl Nats {
+    async fn connect(addr: &str) -> Result<Nats> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(Duration::from_secs(60)))
+            .connect(addr)
+            .await?;
+        let js = jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build(client);
+        Ok(Nats {
+            js,
+            consumers: Mutex::default(),
+        })
+    }
+
+    async fn consumer(&self, sub: &str) -> Result<jetstream::consumer::PullConsumer> {
+        if let Some(c) = self.consumers.lock().expect("lock").get(sub) {
+            return Ok(c.clone());
+        }
+        let stream = self.js.get_stream(STREAM).await?;
+        let c: jetstream::consumer::PullConsumer = stream
+            .get_consumer(sub)
+            .await
+            .map_err(|e| anyhow::anyhow!("get consumer {sub}: {e}"))?;
+        self.consumers
+            .lock()
+            .expect("lock")
+            .insert(sub.into(), c.clone());
+        Ok(c)
+    }
+}
+
+#[async_trait]
+impl Conn for Nats {
+    async fn create_topic(&self) -> Result<()> {
+        self.js
+            .create_stream(jetstream::stream::Config {
+                name: STREAM.into(),
+                subjects: vec![SUBJECT.into()],
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn create_sub(&self, sub: &str) -> Result<()> {
+        let stream = self.js.get_stream(STREAM).await?;
+        stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some(sub.into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                ack_wait: Duration::from_secs(300),
+                max_ack_pending: 1_000_000,
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn prepare(&self, payloads: &[Bytes]) -> Prepared {
+        Prepared::Raw(payloads.to_vec())
+    }
+
+    async fn publish(&self, batch: &Prepared) -> Result<usize> {
+        let Prepared::Raw(payloads) = batch else {
+            bail!("nats takes raw batches");
+        };
+        let mut acks = Vec::with_capacity(payloads.len());
+        for p in payloads {
+            acks.push(self.js.publish(SUBJECT, p.clone()).await?);
+        }
+        for a in acks {
+            a.await?;
+        }
+        Ok(payloads.len())
+    }
+
+    async fn consume(&self, sub: &str, max: usize) -> Result<Delivered> {
+        let consumer = self.consumer(sub).await?;
+        let mut batch = consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("fetch: {e}"))?;
+        let mut payloads = Vec::new();
+        let mut msgs = Vec::new();
+        while let Some(m) = batch.next().await {
+            let m = m.map_err(|e| anyhow::anyhow!("fetch: {e}"))?;
+            payloads.push(m.payload.clone());
+            msgs.push(m);
+        }
+        let ack = (!msgs.is_empty()).then_some(AckToken::Nats(msgs));
+        Ok(Delivered { payloads, ack })
+    }
+
+    async fn ack(&self, _sub: &str, token: AckToken) -> Result<()> {
+        let AckToken::Nats(msgs) = token else {
+            bail!("not a nats ack");
+        };
+        for m in msgs {
+            m.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- Redis
+
+const KEY: &str = "bench:t";
+
+/// Redis streams: XADD pipelined per batch, consumer groups with
+/// XREADGROUP and XACK.
+pub struct Redis {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Redis {
+    async fn connect(addr: &str) -> Result<Redis> {
+        let client = redis::Client::open(addr)?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(120)));
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok(Redis { conn })
+    }
+}
+
+#[async_trait]
+impl Conn for Redis {
+    async fn create_topic(&self) -> Result<()> {
+        Ok(()) // the stream is created with its first group (MKSTREAM) or entry
+    }
+
+    async fn create_sub(&self, sub: &str) -> Result<()> {
+        let _: String = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(KEY)
+            .arg(sub)
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    fn prepare(&self, payloads: &[Bytes]) -> Prepared {
+        Prepared::Raw(payloads.to_vec())
+    }
+
+    async fn publish(&self, batch: &Prepared) -> Result<usize> {
+        let Prepared::Raw(payloads) = batch else {
+            bail!("redis takes raw batches");
+        };
+        let mut pipe = redis::pipe();
+        for p in payloads {
+            pipe.cmd("XADD").arg(KEY).arg("*").arg("d").arg(p.as_ref());
+        }
+        let ids: Vec<String> = pipe.query_async(&mut self.conn.clone()).await?;
+        ensure!(
+            ids.len() == payloads.len(),
+            "XADD answered {} ids",
+            ids.len()
+        );
+        Ok(ids.len())
+    }
+
+    async fn consume(&self, sub: &str, max: usize) -> Result<Delivered> {
+        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(sub)
+            .arg("bench")
+            .arg("COUNT")
+            .arg(max)
+            .arg("STREAMS")
+            .arg(KEY)
+            .arg(">")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let mut payloads = Vec::new();
+        let mut ids = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in key.ids {
+                let mut entry = entry;
+                match entry.map.remove("d") {
+                    Some(redis::Value::BulkString(b)) => payloads.push(Bytes::from(b)),
+                    other => bail!("entry {} has no payload: {other:?}", entry.id),
+                }
+                ids.push(entry.id);
+            }
+        }
+        let ack = (!ids.is_empty()).then_some(AckToken::Redis(ids));
+        Ok(Delivered { payloads, ack })
+    }
+
+    async fn ack(&self, sub: &str, token: AckToken) -> Result<()> {
+        let AckToken::Redis(ids) = token else {
+            bail!("not a redis ack");
+        };
+        let n: usize = redis::cmd("XACK")
+            .arg(KEY)
+            .arg(sub)
+            .arg(&ids)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        ensure!(n == ids.len(), "XACK acknowledged {n} of {}", ids.len());
+        Ok(())
+    }
+}
