@@ -89,6 +89,18 @@ fn subscription(project: Uuid, name: &str, topic: &str) -> Subscription {
     }
 }
 
+/// Creates project `p` with topic `t` and subscription `s` on it.
+async fn seed(meta: &dyn MetadataStore, t: &str, s: &str) -> Project {
+    let p = project("p");
+    meta.create_project(p.clone()).await.unwrap().unwrap();
+    meta.create_topic(topic(p.uuid, t)).await.unwrap().unwrap();
+    meta.create_subscription(subscription(p.uuid, s, t))
+        .await
+        .unwrap()
+        .unwrap();
+    p
+}
+
 fn log_ref() -> LogRef {
     LogRef {
         id: Uuid::new_v4(),
@@ -385,16 +397,7 @@ pub async fn persistence_across_reopen(b: &impl Backend, dir: &Path) {
     let log_id = log_ref();
     let (p, cursor) = {
         let (meta, log) = b.open(dir).await;
-        let p = project("p");
-        meta.create_project(p.clone()).await.unwrap().unwrap();
-        meta.create_topic(topic(p.uuid, "old"))
-            .await
-            .unwrap()
-            .unwrap();
-        meta.create_subscription(subscription(p.uuid, "s", "old"))
-            .await
-            .unwrap()
-            .unwrap();
+        let p = seed(meta.as_ref(), "old", "s").await;
         let cursor = meta
             .update_cursor(p.uuid, "s", WriteDurability::Tier, &mut |c| {
                 c.record_pull(0, 0, 3, 77)?;
@@ -782,16 +785,7 @@ pub async fn users(b: &impl Backend, dir: &Path) {
 /// ACL replacement, and deleting a user removes it from every ACL.
 pub async fn deleting_a_user_scrubs_acls(b: &impl Backend, dir: &Path) {
     let (meta, _log) = b.open(dir).await;
-    let p = project("p");
-    meta.create_project(p.clone()).await.unwrap().unwrap();
-    meta.create_topic(topic(p.uuid, "t"))
-        .await
-        .unwrap()
-        .unwrap();
-    meta.create_subscription(subscription(p.uuid, "s", "t"))
-        .await
-        .unwrap()
-        .unwrap();
+    let p = seed(meta.as_ref(), "t", "s").await;
     let x = meta
         .create_user(user("x", &[(p.uuid, &["publisher"])]))
         .await
