@@ -267,6 +267,20 @@ impl Writer {
         }
     }
 
+    /// Whether a group of `bytes` commits with nothing but a short write to the
+    /// page cache: tier write (no sync), no segment to start or roll, small. Such
+    /// a group is committed on the writer task itself, sparing the hop to a
+    /// blocking thread that dominates the latency of single small publishes.
+    pub(crate) fn commits_inline(&self, bytes: usize) -> bool {
+        !self.cfg.fsync()
+            && self.poisoned.is_none()
+            && bytes <= INLINE_MAX_BYTES
+            && self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.len + (bytes as u64) < self.cfg.segment_bytes)
+    }
+
     /// Appends a group of batches and answers every caller.
     pub(crate) fn commit(&mut self, group: &mut Vec<AppendReq>) {
         if let Some(reason) = &self.poisoned {
@@ -534,6 +548,9 @@ impl Writer {
 }
 
 /// The writer task of one log.
+/// Largest group committed on the writer task itself (see [`Writer::commits_inline`]).
+const INLINE_MAX_BYTES: usize = 256 << 10;
+
 pub(crate) async fn run(mut writer: Box<Writer>, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut group: Vec<AppendReq> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -555,7 +572,9 @@ pub(crate) async fn run(mut writer: Box<Writer>, mut rx: mpsc::UnboundedReceiver
                 next = rx.try_recv().ok();
             }
         }
-        if !group.is_empty() {
+        if !group.is_empty() && writer.commits_inline(bytes) {
+            writer.commit(&mut group);
+        } else if !group.is_empty() {
             let mut taken = std::mem::take(&mut group);
             let joined = tokio::task::spawn_blocking(move || {
                 writer.commit(&mut taken);
