@@ -296,10 +296,16 @@ async fn run(args: Args) -> Result<i32> {
     }
     println!("{md}");
 
+    // A run of fewer workloads, systems or tiers than the full set must not
+    // overwrite the day's full results.
+    let partial = args.workloads != "W1,W2,W3,W4,W5,W6,W7"
+        || args.systems != "ams,nats,redis"
+        || args.tiers != "write,fsync";
     let md_out = args.md_out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
-            "bench/results/{date}{}.md",
-            if args.quick { "-quick" } else { "" }
+            "bench/results/{date}{}{}.md",
+            if args.quick { "-quick" } else { "" },
+            if partial { "-partial" } else { "" }
         ))
     });
     for path in [&md_out, &args.json_out] {
