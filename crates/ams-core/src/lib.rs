@@ -147,12 +147,11 @@ impl Ams {
                     .and_then(|p| user.membership(p))
                     .map(|m| m.roles.as_slice())
                     .unwrap_or_default();
-                let mut roles: Vec<auth::Role> = project_roles
+                let roles: Vec<auth::Role> = project_roles
                     .iter()
                     .chain(&user.service_roles)
                     .filter_map(|r| auth::Role::parse(r))
                     .collect();
-                roles.dedup();
                 // A known user without roles here is as unknown as a bad token.
                 if roles.is_empty() {
                     return Err(Error::Unauthorized);

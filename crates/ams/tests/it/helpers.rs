@@ -365,3 +365,16 @@ pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// The last path segment of each item's `name` in the listing `v[key]`.
+pub fn listed_names(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["name"].as_str().unwrap();
+            name.rsplit('/').next().unwrap().to_owned()
+        })
+        .collect()
+}

@@ -287,20 +287,7 @@ async fn list_full_body_newest_first() {
 }
 
 fn names(v: &serde_json::Value) -> Vec<String> {
-    v["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            t["name"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+    crate::helpers::listed_names(v, "subscriptions")
 }
 
 #[tokio::test]

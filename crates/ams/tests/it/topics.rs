@@ -170,23 +170,6 @@ async fn list_is_newest_first_and_per_project() {
         .assert_ok(expected);
 }
 
-fn names(v: &serde_json::Value, key: &str) -> Vec<String> {
-    v[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            t["name"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn pagination_walks_newest_first_with_tokens() {
     let app = with_project().await;
@@ -194,7 +177,7 @@ async fn pagination_walks_newest_first_with_tokens() {
         app.put(&format!("/v1/projects/ARGO/topics/{t}"), "").await;
     }
     let page1 = app.get("/v1/projects/ARGO/topics?pageSize=2").await.json();
-    assert_eq!(names(&page1, "topics"), ["t5", "t4"]);
+    assert_eq!(crate::helpers::listed_names(&page1, "topics"), ["t5", "t4"]);
     assert_eq!(page1["totalSize"], 5);
     let token = page1["nextPageToken"].as_str().unwrap().to_owned();
     // Standard padded base64 of a decimal cursor.
@@ -211,7 +194,7 @@ async fn pagination_walks_newest_first_with_tokens() {
         ))
         .await
         .json();
-    assert_eq!(names(&page2, "topics"), ["t3", "t2"]);
+    assert_eq!(crate::helpers::listed_names(&page2, "topics"), ["t3", "t2"]);
     assert_eq!(page2["totalSize"], 5);
     let token2 = page2["nextPageToken"].as_str().unwrap().to_owned();
     assert_ne!(token2, token);
@@ -223,7 +206,7 @@ async fn pagination_walks_newest_first_with_tokens() {
         ))
         .await
         .json();
-    assert_eq!(names(&page3, "topics"), ["t1"]);
+    assert_eq!(crate::helpers::listed_names(&page3, "topics"), ["t1"]);
     assert_eq!(page3["nextPageToken"], "");
     assert_eq!(page3["totalSize"], 5);
 
@@ -235,7 +218,10 @@ async fn pagination_walks_newest_first_with_tokens() {
         ))
         .await
         .json();
-    assert_eq!(names(&rest, "topics"), ["t3", "t2", "t1"]);
+    assert_eq!(
+        crate::helpers::listed_names(&rest, "topics"),
+        ["t3", "t2", "t1"]
+    );
 }
 
 #[tokio::test]
@@ -245,10 +231,10 @@ async fn page_size_exactly_the_total_has_no_next_token() {
         app.put(&format!("/v1/projects/ARGO/topics/{t}"), "").await;
     }
     let v = app.get("/v1/projects/ARGO/topics?pageSize=2").await.json();
-    assert_eq!(names(&v, "topics"), ["t2", "t1"]);
+    assert_eq!(crate::helpers::listed_names(&v, "topics"), ["t2", "t1"]);
     assert_eq!(v["nextPageToken"], "");
     let v = app.get("/v1/projects/ARGO/topics?pageSize=1").await.json();
-    assert_eq!(names(&v, "topics"), ["t2"]);
+    assert_eq!(crate::helpers::listed_names(&v, "topics"), ["t2"]);
     assert_ne!(v["nextPageToken"], "");
 }
 
@@ -263,7 +249,11 @@ async fn zero_or_negative_page_size_means_everything() {
             .get(&format!("/v1/projects/ARGO/topics?pageSize={size}"))
             .await
             .json();
-        assert_eq!(names(&v, "topics"), ["t3", "t2", "t1"], "pageSize={size}");
+        assert_eq!(
+            crate::helpers::listed_names(&v, "topics"),
+            ["t3", "t2", "t1"],
+            "pageSize={size}"
+        );
         assert_eq!(v["nextPageToken"], "");
     }
 }
