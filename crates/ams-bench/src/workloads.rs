@@ -442,8 +442,12 @@ impl Bench {
         s.p50_ms = lat.quantile_ms(0.5);
         s.p99_ms = lat.quantile_ms(0.99);
         s.notes.push(format!(
-            "open loop {} msgs/s offered; publish->ack latency from intended send time",
-            self.plan.w3_rate
+            "open loop {} msgs/s offered; publish->ack latency from intended send time; \
+             p90 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            self.plan.w3_rate,
+            lat.quantile_ms(0.9).unwrap_or(0.0),
+            lat.quantile_ms(0.999).unwrap_or(0.0),
+            lat.quantile_ms(1.0).unwrap_or(0.0),
         ));
         if errors > 0 {
             s.notes.push(format!("{errors} publishes failed"));
@@ -462,16 +466,30 @@ impl Bench {
         let lat = Arc::new(Mutex::new(Latency::new()));
         let errors = Arc::new(AtomicU64::new(0));
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
-        let start = tokio::time::Instant::now() + Duration::from_millis(20);
+        let start = Instant::now() + Duration::from_millis(20);
+        // tokio's timer has millisecond granularity, which would add up to a
+        // millisecond of scheduling lateness to every sample and hide the
+        // systems' differences; a thread sleeping on the OS's high-resolution
+        // timer paces the sends instead.
+        let (tx, mut due) = tokio::sync::mpsc::unbounded_channel();
+        let pacer = std::thread::spawn(move || {
+            for i in 0..n {
+                let intended = start + interval * i as u32;
+                if let Some(wait) = intended.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                if tx.send((i, intended)).is_err() {
+                    return;
+                }
+            }
+        });
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..n {
-            let intended = start + interval * i as u32;
-            tokio::time::sleep_until(intended).await;
+        while let Some((i, intended)) = due.recv().await {
             let (conn, batches, lat, errors) =
                 (conn.clone(), batches.clone(), lat.clone(), errors.clone());
             tasks.spawn(async move {
                 let r = conn.publish(&batches[i as usize % batches.len()]).await;
-                let done = tokio::time::Instant::now();
+                let done = Instant::now();
                 match r {
                     Ok(_) => lat.lock().expect("lock").record(done - intended),
                     Err(_) => {
@@ -481,6 +499,9 @@ impl Bench {
                 done
             });
         }
+        pacer
+            .join()
+            .map_err(|_| anyhow!("the W3 pacer thread panicked"))?;
         let mut last = start;
         let joined = tokio::time::timeout(Duration::from_secs(120), async {
             while let Some(r) = tasks.join_next().await {
