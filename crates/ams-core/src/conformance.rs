@@ -86,6 +86,8 @@ fn subscription(project: Uuid, name: &str, topic: &str) -> Subscription {
         seq: 0,
         cursor: Cursor::at(0),
         acl: Vec::new(),
+        push: None,
+        dead_letter: None,
     }
 }
 

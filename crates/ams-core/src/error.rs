@@ -134,6 +134,41 @@ pub enum Error {
     /// Push operation while push is disabled.
     #[error("Push functionality is currently disabled")]
     PushDisabled,
+    /// Push operation while the configured push worker user does not exist.
+    #[error("Push functionality is currently unavailable")]
+    PushUnavailable,
+    /// `pushEndpoint` is not an absolute https (or, when allowed, http) URL.
+    #[error("Push endpoint should be addressed by a valid https url")]
+    InvalidPushEndpoint,
+    /// Retry policy type outside `linear`, `slowstart` (and our `exponential`).
+    #[error("Retry policy can only be of 'linear' or 'slowstart' type")]
+    InvalidRetryPolicy,
+    /// Extension: bad `minBackoff`/`maxBackoff` of an `exponential` policy.
+    #[error(
+        "Retry policy of type 'exponential' needs 0 < minBackoff <= maxBackoff <= 86400000 (milliseconds)"
+    )]
+    InvalidBackoff,
+    /// Authorization type outside `autogen`, `disabled`.
+    #[error("Authorization header type can only be of 'autogen' or 'disabled' type")]
+    InvalidAuthorizationType,
+    /// Push type outside `http_endpoint`, `mattermost`.
+    #[error("Push configuration type can only be of 'http_endpoint' or 'mattermost'")]
+    InvalidPushType,
+    /// Mattermost push without a webhook.
+    #[error("Field mattermostUrl cannot be empty")]
+    MattermostUrlEmpty,
+    /// Extension: a malformed `deadLetterPolicy`; carries the reason.
+    #[error("Invalid deadLetterPolicy: {0}")]
+    InvalidDeadLetterPolicy(&'static str),
+    /// `:verifyPushEndpoint` failed; carries the reason (no space after the dot).
+    #[error("Endpoint verification failed.{0}")]
+    VerificationFailed(String),
+    /// `:verifyPushEndpoint` of a pull or mattermost subscription.
+    #[error("Subscription is not in http push mode")]
+    NotHttpPush,
+    /// `:verifyPushEndpoint` of a verified endpoint.
+    #[error("Push endpoint is already verified")]
+    AlreadyVerified,
     /// Pull from a subscription whose topic was deleted.
     #[error("Subscription's topic doesn't exist")]
     SubscriptionTopicMissing,

@@ -10,6 +10,8 @@
 //! * [`users`], [`members`], [`registrations`]: identity administration.
 //! * [`acl`]: per-topic/subscription access lists and their enforcement.
 //! * [`messages`]: publish, pull, acknowledge, offsets and time seeks.
+//! * [`push`]: push configuration, verification, the push worker, dead
+//!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
 //! * [`paging`]: newest-first pagination tokens.
 //! * [`model`]: stored records and the cursor state machine.
 //! * [`storage`]: the backend traits ([`MessageLog`], [`MetadataStore`]).
@@ -31,6 +33,7 @@ pub mod messages;
 pub mod model;
 pub mod paging;
 pub mod projects;
+pub mod push;
 pub mod registrations;
 pub mod storage;
 pub mod subscriptions;
@@ -56,6 +59,13 @@ pub struct Settings {
     pub max_pull_bytes: usize,
     /// Enforce topic/subscription ACLs on publishers and consumers (contract §1.5).
     pub per_resource_auth: bool,
+    /// Push subscriptions may be created and are delivered (contract §7).
+    pub push_enabled: bool,
+    /// Accept `http://` push endpoints (local development); https only otherwise.
+    pub push_allow_http: bool,
+    /// Token of the user acting as push worker (contract §7.6); `None` makes
+    /// the built-in pusher an internal principal.
+    pub push_worker_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -66,6 +76,9 @@ impl Default for Settings {
             long_poll_max: Duration::from_secs(5),
             max_pull_bytes: 32 << 20,
             per_resource_auth: true,
+            push_enabled: false,
+            push_allow_http: false,
+            push_worker_token: None,
         }
     }
 }
@@ -75,6 +88,7 @@ struct Shared {
     log: Arc<dyn MessageLog>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    push: std::sync::OnceLock<Arc<dyn push::PushGateway>>,
 }
 
 /// The domain service handle.
@@ -94,6 +108,7 @@ impl Ams {
             log,
             clock,
             settings,
+            push: std::sync::OnceLock::new(),
         }))
     }
 
@@ -107,6 +122,20 @@ impl Ams {
 
     pub(crate) fn now(&self) -> ams_types::Timestamp {
         self.0.clock.now()
+    }
+
+    /// The clock the domain reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.0.clock
+    }
+
+    /// Connects the pusher; once per handle (later calls are ignored).
+    pub fn attach_push_gateway(&self, gateway: Arc<dyn push::PushGateway>) {
+        let _ = self.0.push.set(gateway);
+    }
+
+    pub(crate) fn push_gateway(&self) -> Option<&Arc<dyn push::PushGateway>> {
+        self.0.push.get()
     }
 
     /// The domain's settings.

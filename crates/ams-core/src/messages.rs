@@ -97,6 +97,7 @@ impl Ams {
         body: Result<wire::Pull, DecodeError>,
     ) -> Result<wire::PullResponse> {
         let sub = self.subscription(ctx, name).await?;
+        self.check_push_pull(ctx, &sub)?;
         self.check_acl(ctx, Role::Consumer, &sub.acl)?;
         let topic = self
             .meta()

@@ -68,6 +68,108 @@ pub struct Subscription {
     /// UUIDs of the users allowed to consume when they hold `consumer` (in order).
     #[serde(default)]
     pub acl: Vec<Uuid>,
+    /// Push settings; `None` for a pull subscription.
+    #[serde(default)]
+    pub push: Option<Push>,
+    /// Extension: where messages go after too many failed deliveries.
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetter>,
+}
+
+impl Subscription {
+    /// Whether the pusher delivers it: a verified http endpoint or a mattermost
+    /// webhook (contract §7.4-§7.5).
+    pub fn push_active(&self) -> bool {
+        self.push.as_ref().is_some_and(Push::active)
+    }
+}
+
+/// How a push subscription delivers (contract §7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushKind {
+    /// `POST` to an https endpoint the owner verified.
+    HttpEndpoint,
+    /// `POST` of `{"text": …}` to a Mattermost incoming webhook.
+    Mattermost,
+}
+
+impl PushKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpEndpoint => "http_endpoint",
+            Self::Mattermost => "mattermost",
+        }
+    }
+}
+
+/// When a failed (or, for `linear`, any) delivery cycle is followed by the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum RetryPolicy {
+    /// A fixed `period_ms` between cycles.
+    Linear {
+        /// Milliseconds.
+        period_ms: u32,
+    },
+    /// 1 s at first, halved after a success (floor 300 ms), doubled after a
+    /// failure (ceiling one day).
+    Slowstart,
+    /// Extension: no wait after a success; after the n-th consecutive failure
+    /// `min * 2^(n-1)` capped at `max`, with jitter.
+    Exponential {
+        /// First back-off (ms).
+        min_backoff_ms: u32,
+        /// Longest back-off (ms).
+        max_backoff_ms: u32,
+    },
+}
+
+/// A subscription's push settings, as stored (contract §3.4 renders them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    /// Delivery kind.
+    pub kind: PushKind,
+    /// The http endpoint (empty for mattermost).
+    pub endpoint: String,
+    /// Messages per request (1 for mattermost).
+    pub max_messages: i64,
+    /// `autogen`, `disabled` or empty (as the original records it).
+    pub authorization_type: String,
+    /// The `Authorization` header value sent with each delivery (autogen only).
+    pub authorization_value: String,
+    /// Scheduling of delivery cycles.
+    pub retry: RetryPolicy,
+    /// What `GET /ams_verification_hash` must answer (http only).
+    pub verification_hash: String,
+    /// Whether the endpoint proved ownership (always true for mattermost).
+    pub verified: bool,
+    /// Mattermost webhook.
+    pub mattermost_url: String,
+    /// Mattermost user name (optional).
+    pub mattermost_username: String,
+    /// Mattermost channel (optional).
+    pub mattermost_channel: String,
+    /// Decode `data` from base64 before delivering it.
+    pub base64_decode: bool,
+}
+
+impl Push {
+    /// Whether the pusher delivers it.
+    pub fn active(&self) -> bool {
+        self.verified
+    }
+}
+
+/// Extension: after `max_delivery_attempts` failed deliveries a message is
+/// published to `topic` (same project) and acknowledged on its subscription.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Topic name in the subscription's project.
+    pub topic: String,
+    /// Failed deliveries before a message is dead-lettered (at least 1).
+    pub max_delivery_attempts: u32,
 }
 
 /// A user: service-wide, with per-project memberships.

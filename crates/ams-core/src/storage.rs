@@ -206,6 +206,10 @@ pub enum WriteDurability {
 /// the cursor it is given. Returning `Err` leaves the cursor unchanged.
 pub type CursorUpdate<'a> = &'a mut (dyn FnMut(&mut Cursor) -> Result<(), CursorRefusal> + Send);
 
+/// A change of a subscription's settings (see [`MetadataStore::update_subscription`]);
+/// like [`CursorUpdate`] it may be called more than once.
+pub type SubscriptionUpdate<'a> = &'a mut (dyn FnMut(&mut Subscription) -> bool + Send);
+
 /// Projects, topics, subscriptions and cursors.
 ///
 /// Names are unique per kind (projects globally, topics and subscriptions per
@@ -272,6 +276,34 @@ pub trait MetadataStore: Send + Sync + 'static {
         durability: WriteDurability,
         update: CursorUpdate<'_>,
     ) -> WriteResult<Result<Cursor, CursorRefusal>>;
+
+    /// Applies `change` to a subscription atomically with respect to every other
+    /// change of it. `change` may alter only `push`, `dead_letter` and `acl`
+    /// (the cursor has [`MetadataStore::update_cursor`]); returning `false`
+    /// leaves the record unchanged. Returns the subscription as it now is, with
+    /// `false` when `change` refused; `NotFound` when it is gone.
+    async fn update_subscription(
+        &self,
+        project: Uuid,
+        name: &str,
+        change: SubscriptionUpdate<'_>,
+    ) -> WriteResult<(Subscription, bool)>;
+
+    // -- leases --
+
+    /// Takes or renews lease `key` for `holder` until `until_ms` (Unix ms).
+    /// Refused (`false`) while another holder's lease has not expired at
+    /// `now_ms`. Nodes sharing a backend use it to agree on one owner per push
+    /// subscription.
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Gives up lease `key` if `holder` holds it.
+    async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()>;
 
     // -- access control lists --
 

@@ -25,10 +25,7 @@ impl Ams {
         let body = body.map_err(|_| Error::InvalidBody(Body::Subscription))?;
         let topic_name = topic_reference(&body.topic)?;
         let topic = self.topic(ctx, topic_name).await?;
-        if body.push_config.as_ref().is_some_and(|p| !p.is_pull()) {
-            // Push delivery is not built yet: the original's answer when it is off.
-            return Err(Error::PushDisabled);
-        }
+        let (push, dead_letter) = self.push_of_create(ctx, &body, &topic.name).await?;
         let start = self.log().bounds(&topic.log_ref()).await?.max;
         let ack_deadline = match body.ack_deadline_seconds {
             0 => DEFAULT_ACK_DEADLINE,
@@ -43,17 +40,24 @@ impl Ams {
             seq: 0,
             cursor: Cursor::at(start),
             acl: Vec::new(),
+            push,
+            dead_letter,
         };
-        match self.meta().create_subscription(sub).await? {
-            Ok(sub) => Ok(subscription_view(ctx.project(), &sub)),
-            Err(_) => Err(Error::SubscriptionExists),
-        }
+        let sub = self
+            .meta()
+            .create_subscription(sub)
+            .await?
+            .map_err(|_| Error::SubscriptionExists)?;
+        self.activate_created(ctx, &sub).await?;
+        Ok(subscription_view(ctx.project(), &sub))
     }
 
     /// `GET …/subscriptions/{subscription}`.
     pub async fn show_subscription(&self, ctx: &Context, name: &str) -> Result<wire::Subscription> {
         let sub = self.subscription(ctx, name).await?;
-        Ok(subscription_view(ctx.project(), &sub))
+        let mut view = subscription_view(ctx.project(), &sub);
+        view.push_status = self.push_status(ctx.project(), &sub);
+        Ok(view)
     }
 
     /// `GET …/subscriptions`: newest first, paginated.
@@ -78,13 +82,23 @@ impl Ams {
         })
     }
 
-    /// `DELETE …/subscriptions/{subscription}`.
-    pub async fn delete_subscription(&self, ctx: &Context, name: &str) -> Result<()> {
-        self.meta()
+    /// `DELETE …/subscriptions/{subscription}`. Deleting an active push
+    /// subscription stops its delivery and answers the deactivation message.
+    pub async fn delete_subscription(&self, ctx: &Context, name: &str) -> Result<Option<String>> {
+        let sub = self
+            .meta()
             .delete_subscription(ctx.project().uuid, name)
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?;
-        Ok(())
+        if sub.push.is_some() {
+            self.notify_push(sub.project, name);
+        }
+        Ok(sub.push_active().then(|| {
+            format!(
+                "Subscription {} deactivated",
+                crate::push::full_name(&ctx.project().name, name)
+            )
+        }))
     }
 
     /// `:modifyAckDeadline`: the body (0..=600) is checked before existence. The
@@ -130,9 +144,10 @@ pub(crate) fn subscription_view(project: &Project, s: &Subscription) -> wire::Su
     wire::Subscription {
         name: format!("/projects/{}/subscriptions/{}", project.name, s.name),
         topic: format!("/projects/{}/topics/{}", project.name, s.topic),
-        push_config: wire::PushConfig::default(),
+        push_config: crate::push::push_view(s.push.as_ref()),
         ack_deadline_seconds: s.ack_deadline,
         push_status: String::new(),
+        dead_letter_policy: crate::push::dead_letter_view(&project.name, s.dead_letter.as_ref()),
         created_on: s.created_on.to_rfc3339_seconds(),
     }
 }

@@ -35,10 +35,17 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::InvalidRole(_)
         | Error::InvalidProject(_)
         | Error::DuplicateProject(_)
-        | Error::UserNameTaken => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
+        | Error::UserNameTaken
+        | Error::InvalidPushEndpoint
+        | Error::InvalidRetryPolicy
+        | Error::InvalidBackoff
+        | Error::InvalidAuthorizationType
+        | Error::InvalidPushType
+        | Error::MattermostUrlEmpty
+        | Error::InvalidDeadLetterPolicy(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::InvalidBody(Body::Request) => (S::BAD_REQUEST, "BAD_REQUEST"),
         Error::InvalidBody(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
-        Error::Unauthorized => (S::UNAUTHORIZED, "UNAUTHORIZED"),
+        Error::Unauthorized | Error::VerificationFailed(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
         Error::Forbidden | Error::NotAMember => (S::FORBIDDEN, "FORBIDDEN"),
         Error::ProjectMissing
         | Error::TopicNotFound
@@ -56,9 +63,11 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         Error::PushDisabled
         | Error::SubscriptionTopicMissing
         | Error::TimestampOutOfBounds
-        | Error::AlreadyMember => (S::CONFLICT, "CONFLICT"),
+        | Error::AlreadyMember
+        | Error::NotHttpPush
+        | Error::AlreadyVerified => (S::CONFLICT, "CONFLICT"),
         Error::MessageTooLarge | Error::BodyTooLarge => (S::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT"),
-        Error::NoAckPending | Error::WrongAck | Error::Backend(_) => {
+        Error::NoAckPending | Error::WrongAck | Error::PushUnavailable | Error::Backend(_) => {
             (S::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR")
         }
     };

@@ -76,7 +76,9 @@ table! {
     DELETE "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsDelete, subscriptions::delete;
     POST "/v1/projects/{project}/subscriptions/{subscription}:pull" => SubscriptionsPull, subscriptions::pull;
     POST "/v1/projects/{project}/subscriptions/{subscription}:acknowledge" => SubscriptionsAcknowledge, subscriptions::acknowledge;
+    POST "/v1/projects/{project}/subscriptions/{subscription}:verifyPushEndpoint" => SubscriptionsVerifyPushEndpoint, subscriptions::verify_push_endpoint;
     POST "/v1/projects/{project}/subscriptions/{subscription}:modifyAckDeadline" => SubscriptionsModifyAckDeadline, subscriptions::modify_ack_deadline;
+    POST "/v1/projects/{project}/subscriptions/{subscription}:modifyPushConfig" => SubscriptionsModifyPushConfig, subscriptions::modify_push_config;
     POST "/v1/projects/{project}/subscriptions/{subscription}:modifyOffset" => SubscriptionsModifyOffset, subscriptions::modify_offset;
     POST "/v1/projects/{project}/subscriptions/{subscription}:modifyAcl" => SubscriptionsModifyAcl, subscriptions::modify_acl;
     GET "/v1/projects/{project}/topics" => TopicsList, topics::list;

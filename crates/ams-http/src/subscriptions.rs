@@ -36,7 +36,27 @@ pub async fn create(call: Call) -> Handled {
 
 /// `DELETE …/subscriptions/{subscription}`.
 pub async fn delete(call: Call) -> Handled {
-    call.ams.delete_subscription(&call.ctx, sub(&call)).await?;
+    match call.ams.delete_subscription(&call.ctx, sub(&call)).await? {
+        // Deleting an active push subscription answers what deactivated it.
+        Some(message) => Ok(respond::json(
+            &ams_types::wire::MessageReply { message },
+            Layout::Compact,
+        )),
+        None => Ok(respond::empty()),
+    }
+}
+
+/// `POST …:modifyPushConfig`.
+pub async fn modify_push_config(call: Call) -> Handled {
+    call.ams
+        .modify_push_config(&call.ctx, sub(&call), call.json())
+        .await?;
+    Ok(respond::empty())
+}
+
+/// `POST …:verifyPushEndpoint` (no body).
+pub async fn verify_push_endpoint(call: Call) -> Handled {
+    call.ams.verify_push_endpoint(&call.ctx, sub(&call)).await?;
     Ok(respond::empty())
 }
 

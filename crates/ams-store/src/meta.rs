@@ -21,7 +21,7 @@ use uuid::Uuid;
 use ams_core::model::{Cursor, CursorRefusal, Project, Registration, Subscription, Topic, User};
 use ams_core::storage::{
     Conflict, CursorUpdate, MetadataStore, Page, PageRequest, StoreError, StoreResult,
-    WriteDurability, WriteResult,
+    SubscriptionUpdate, WriteDurability, WriteResult,
 };
 
 use crate::Durability;
@@ -114,6 +114,9 @@ struct State {
     user_tokens: HashMap<String, u64>,
     registrations: BTreeMap<u64, Registration>,
     registration_uuids: HashMap<Uuid, u64>,
+    /// Leases by key: holder and expiry (Unix ms). Kept in memory only: one
+    /// process owns the data directory, so a lease never has to outlive it.
+    leases: HashMap<String, (String, i64)>,
 }
 
 impl State {
@@ -549,6 +552,68 @@ impl MetadataStore for EmbeddedMeta {
             })
             .await?;
         Ok(outcome.ok_or(Conflict::NotFound))
+    }
+
+    async fn update_subscription(
+        &self,
+        project: Uuid,
+        name: &str,
+        change: SubscriptionUpdate<'_>,
+    ) -> WriteResult<(Subscription, bool)> {
+        let outcome = self
+            .modify(
+                project,
+                name,
+                WriteDurability::Tier,
+                |sub: &mut Subscription| {
+                    let before = (sub.cursor, sub.seq, sub.created_on);
+                    if !change(sub) {
+                        return Err(());
+                    }
+                    // The cursor and identity are not this call's to change.
+                    (sub.cursor, sub.seq, sub.created_on) = before;
+                    Ok(sub.clone())
+                },
+            )
+            .await?;
+        Ok(match outcome {
+            None => Err(Conflict::NotFound),
+            Some(Ok(sub)) => Ok((sub, true)),
+            Some(Err(())) => match self.get::<Subscription>(project, name) {
+                Some(sub) => Ok((sub, false)),
+                None => Err(Conflict::NotFound),
+            },
+        })
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut st = self.state.write();
+        match st.leases.get_mut(key) {
+            Some((h, until)) if h != holder && *until > now_ms => Ok(false),
+            Some(lease) => {
+                *lease = (holder.to_owned(), until_ms);
+                Ok(true)
+            }
+            None => {
+                st.leases
+                    .insert(key.to_owned(), (holder.to_owned(), until_ms));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()> {
+        let mut st = self.state.write();
+        if st.leases.get(key).is_some_and(|(h, _)| h == holder) {
+            st.leases.remove(key);
+        }
+        Ok(())
     }
 
     async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()> {

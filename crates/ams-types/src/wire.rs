@@ -63,6 +63,12 @@ pub struct RetryPolicy {
     /// Milliseconds between attempts (linear only).
     #[serde(skip_serializing_if = "is_zero")]
     pub period: i64,
+    /// Extension, `exponential` only: first back-off after a failure (ms).
+    #[serde(rename = "minBackoff", skip_serializing_if = "is_zero")]
+    pub min_backoff: i64,
+    /// Extension, `exponential` only: longest back-off (ms).
+    #[serde(rename = "maxBackoff", skip_serializing_if = "is_zero")]
+    pub max_backoff: i64,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -118,6 +124,8 @@ impl PushConfig {
             && self.authorization_header.kind.is_empty()
             && self.retry_policy.kind.is_empty()
             && self.retry_policy.period == 0
+            && self.retry_policy.min_backoff == 0
+            && self.retry_policy.max_backoff == 0
             && self.mattermost_url.is_empty()
             && self.mattermost_username.is_empty()
             && self.mattermost_channel.is_empty()
@@ -137,6 +145,41 @@ pub struct SubscriptionCreate {
     /// Push settings; absent or zero means pull.
     #[serde(rename = "pushConfig")]
     pub push_config: Option<PushConfig>,
+    /// Extension: where messages go after too many failed deliveries.
+    #[serde(rename = "deadLetterPolicy")]
+    pub dead_letter_policy: Option<DeadLetterPolicy>,
+}
+
+/// `:modifyPushConfig` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModifyPushConfig {
+    /// The new settings; absent or zero turns the subscription into a pull one.
+    #[serde(rename = "pushConfig")]
+    pub push_config: PushConfig,
+    /// Extension: absent keeps the stored policy, `{}` removes it.
+    #[serde(rename = "deadLetterPolicy")]
+    pub dead_letter_policy: Option<DeadLetterPolicy>,
+}
+
+/// `deadLetterPolicy` (extension): after `maxDeliveryAttempts` failed
+/// deliveries a message is published to `deadLetterTopic` and acknowledged.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[serde(default)]
+pub struct DeadLetterPolicy {
+    /// `projects/{p}/topics/{t}`, a topic of the subscription's project.
+    #[serde(rename = "deadLetterTopic")]
+    pub dead_letter_topic: String,
+    /// Failed deliveries before a message is dead-lettered.
+    #[serde(rename = "maxDeliveryAttempts")]
+    pub max_delivery_attempts: i64,
+}
+
+impl DeadLetterPolicy {
+    /// `{}`: no policy.
+    pub fn is_empty(&self) -> bool {
+        self.dead_letter_topic.is_empty() && self.max_delivery_attempts == 0
+    }
 }
 
 /// `:modifyAckDeadline` body.
@@ -531,6 +574,9 @@ pub struct Subscription {
     /// Push backend status (verified push subscriptions only).
     #[serde(rename = "pushStatus", skip_serializing_if = "is_empty")]
     pub push_status: String,
+    /// Extension; omitted when the subscription has none.
+    #[serde(rename = "deadLetterPolicy", skip_serializing_if = "Option::is_none")]
+    pub dead_letter_policy: Option<DeadLetterPolicy>,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     #[serde(rename = "createdOn")]
     pub created_on: String,
@@ -623,6 +669,43 @@ pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+/// `{"message": …}`: the answer to deleting an active push subscription.
+#[derive(Debug, Serialize)]
+pub struct MessageReply {
+    /// What happened.
+    pub message: String,
+}
+
+/// One message as pushed to an http endpoint (contract §7.5); with
+/// `maxMessages` 1 this is the whole body.
+#[derive(Debug, Serialize)]
+pub struct PushedMessage<'a> {
+    /// The message, with `data` decoded when the subscription asks for it.
+    pub message: &'a Message,
+    /// `/projects/{p}/subscriptions/{s}` (with a leading slash).
+    pub subscription: &'a str,
+}
+
+/// The body of a push of `maxMessages` > 1.
+#[derive(Debug, Serialize)]
+pub struct PushedBatch<'a> {
+    /// The messages, in offset order.
+    pub messages: Vec<PushedMessage<'a>>,
+}
+
+/// The body posted to a Mattermost incoming webhook.
+#[derive(Debug, Serialize)]
+pub struct MattermostPost<'a> {
+    /// The message's data.
+    pub text: &'a str,
+    /// Display name, if configured.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub username: &'a str,
+    /// Channel, if configured.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub channel: &'a str,
+}
+
 /// Inside the error envelope.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
@@ -647,6 +730,7 @@ mod tests {
             push_config: PushConfig::default(),
             ack_deadline_seconds: 10,
             push_status: String::new(),
+            dead_letter_policy: None,
             created_on: "2020-11-19T00:00:00Z".into(),
         };
         let expected = r#"{

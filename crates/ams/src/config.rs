@@ -137,6 +137,45 @@ pub struct ServeArgs {
     /// Size at which a topic's log starts a new segment file [default: 67108864].
     #[arg(long, env = "AMS_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
+    /// Turn on push subscriptions and the built-in pusher [default: false].
+    #[arg(long, env = "AMS_PUSH_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    pub push_enabled: Option<bool>,
+    /// Accept plain http:// push endpoints (local development) [default: false].
+    #[arg(long, env = "AMS_PUSH_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub push_allow_http: Option<bool>,
+    /// Token of the user the pusher acts as (original `push_worker_token`);
+    /// unset: the pusher is an internal principal.
+    #[arg(long, env = "AMS_PUSH_WORKER_TOKEN", hide_env_values = true)]
+    pub push_worker_token: Option<String>,
+    /// Directory of extra trusted CA certificates (PEM) for push endpoints.
+    #[arg(long, env = "AMS_CERTIFICATE_AUTHORITIES_DIR", value_name = "DIR")]
+    pub certificate_authorities_dir: Option<PathBuf>,
+    /// One extra trusted CA certificate file (PEM) for push endpoints.
+    #[arg(long, env = "AMS_PUSH_CA_FILE", value_name = "FILE")]
+    pub push_ca_file: Option<PathBuf>,
+    /// Longest a push delivery or endpoint verification may take, in ms [default: 10000].
+    #[arg(long, env = "AMS_PUSH_TIMEOUT_MS")]
+    pub push_timeout_ms: Option<u64>,
+    /// Lease of a node on a push subscription, in seconds [default: 30].
+    #[arg(long, env = "AMS_PUSH_LEASE_SECONDS")]
+    pub push_lease_seconds: Option<u64>,
+}
+
+/// Push settings (contract §7, §10).
+#[derive(Debug, Clone, Default)]
+pub struct PushConfig {
+    /// The original's switch.
+    pub enabled: bool,
+    /// Accept http:// endpoints.
+    pub allow_http: bool,
+    /// The push worker's token (never logged).
+    pub worker_token: Option<String>,
+    /// Extra trusted CAs, read from `certificate_authorities_dir` and `push_ca_file`.
+    pub ca_files: Vec<PathBuf>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Subscription lease.
+    pub lease: Duration,
 }
 
 /// The resolved configuration of a server.
@@ -172,8 +211,8 @@ pub struct Config {
     pub retention_max_bytes: Option<u64>,
     /// Segment size.
     pub segment_bytes: u64,
-    /// Push switch of the original (push delivery is not built yet).
-    pub push_enabled: bool,
+    /// Push subscriptions and the built-in pusher.
+    pub push: PushConfig,
     /// Warnings to log once logging is up (ignored keys and the like).
     pub warnings: Vec<String>,
 }
@@ -252,13 +291,37 @@ impl Config {
             positive("retention_bytes", b)?;
         }
         let mut warnings = file.warnings;
-        let push_enabled = file.push_enabled.unwrap_or(false);
-        if push_enabled {
-            warnings.push(
-                "`push_enabled` is set, but push delivery is not built yet: push operations answer 409"
-                    .into(),
-            );
-        }
+        let push = PushConfig {
+            enabled: args.push_enabled.or(file.push_enabled).unwrap_or(false),
+            allow_http: args
+                .push_allow_http
+                .or(file.push_allow_http)
+                .unwrap_or(false),
+            worker_token: args
+                .push_worker_token
+                .clone()
+                .or(file.push_worker_token)
+                .filter(|t| !t.is_empty()),
+            ca_files: ca_files(
+                args.certificate_authorities_dir
+                    .clone()
+                    .or(file.certificate_authorities_dir),
+                args.push_ca_file.clone().or(file.push_ca_file),
+                &mut warnings,
+            )?,
+            timeout: Duration::from_millis(positive(
+                "push_timeout_ms",
+                args.push_timeout_ms
+                    .or(file.push_timeout_ms)
+                    .unwrap_or(10_000),
+            )?),
+            lease: Duration::from_secs(positive(
+                "push_lease_seconds",
+                args.push_lease_seconds
+                    .or(file.push_lease_seconds)
+                    .unwrap_or(30),
+            )?),
+        };
         Ok(Config {
             bind_ip: args
                 .bind_ip
@@ -296,10 +359,50 @@ impl Config {
             retention_max_age: retention_hours.map(|h| Duration::from_secs(h * 3600)),
             retention_max_bytes: retention_bytes,
             segment_bytes,
-            push_enabled,
+            push,
             warnings,
         })
     }
+}
+
+/// The PEM files of a CA directory (`*.pem`, `*.crt`, sorted) plus one file.
+/// A missing directory is only a warning: the original's sample config names
+/// `/etc/grid-security/certificates`, which few machines have.
+fn ca_files(
+    dir: Option<PathBuf>,
+    file: Option<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut out = Vec::new();
+    if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            warnings.push(format!(
+                "certificate_authorities_dir {} does not exist: no extra CAs are trusted",
+                dir.display()
+            ));
+            return ca_files(None, file, warnings);
+        }
+        let entries = std::fs::read_dir(&dir).map_err(|e| ConfigError::BadValue {
+            key: "certificate_authorities_dir",
+            problem: format!("cannot read {}: {e}", dir.display()),
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    if let Some(file) = file.filter(|f| !f.as_os_str().is_empty()) {
+        if !file.is_file() {
+            return Err(ConfigError::BadValue {
+                key: "push_ca_file",
+                problem: format!("{} is not a readable file", file.display()),
+            });
+        }
+        out.push(file);
+    }
+    Ok(out)
 }
 
 /// A log level: the original's names (`DEBUG`, `INFO`, `WARNING`, `ERROR`,
@@ -353,6 +456,12 @@ struct FileConfig {
     retention_bytes: Option<u64>,
     segment_bytes: Option<u64>,
     push_enabled: Option<bool>,
+    push_allow_http: Option<bool>,
+    push_worker_token: Option<String>,
+    certificate_authorities_dir: Option<PathBuf>,
+    push_ca_file: Option<PathBuf>,
+    push_timeout_ms: Option<u64>,
+    push_lease_seconds: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -365,17 +474,16 @@ const IGNORED_KEYS: &[&str] = &[
     "store_db",
 ];
 
-/// Keys of the original that are accepted now and used by later features.
-const RESERVED_KEYS: &[&str] = &[
-    "certificate_authorities_dir",
-    "log_facilities",
+/// Keys of the original's external push server: push is built in.
+const PUSH_SERVER_KEYS: &[&str] = &[
     "push_tls_enabled",
     "push_server_host",
     "push_server_port",
     "verify_push_server",
-    "push_worker_token",
-    "proxy_hostname",
 ];
+
+/// Keys of the original that are accepted now and used by later features.
+const RESERVED_KEYS: &[&str] = &["log_facilities", "proxy_hostname"];
 
 fn bad(key: &'static str, expected: &str, got: &Value) -> ConfigError {
     ConfigError::BadValue {
@@ -458,6 +566,22 @@ impl FileConfig {
                     cfg.per_resource_auth = Some(boolean("per_resource_auth", v)?)
                 }
                 "push_enabled" => cfg.push_enabled = Some(boolean("push_enabled", v)?),
+                "push_allow_http" => cfg.push_allow_http = Some(boolean("push_allow_http", v)?),
+                "push_worker_token" => {
+                    cfg.push_worker_token = Some(string("push_worker_token", v)?)
+                }
+                "certificate_authorities_dir" => {
+                    cfg.certificate_authorities_dir =
+                        Some(string("certificate_authorities_dir", v)?.into())
+                }
+                "push_ca_file" => cfg.push_ca_file = Some(string("push_ca_file", v)?.into()),
+                "push_timeout_ms" => cfg.push_timeout_ms = Some(unsigned("push_timeout_ms", v)?),
+                "push_lease_seconds" => {
+                    cfg.push_lease_seconds = Some(unsigned("push_lease_seconds", v)?)
+                }
+                k if PUSH_SERVER_KEYS.contains(&k) => cfg.warnings.push(format!(
+                    "config key `{k}` is ignored: push is delivered by this server itself"
+                )),
                 "log_level" => cfg.log_level = Some(log_filter(&string("log_level", v)?)?),
                 "log_format" => {
                     cfg.log_format = Some(match string("log_format", v)?.as_str() {
@@ -547,7 +671,9 @@ mod tests {
         assert_eq!(c.port, 8443);
         assert_eq!(c.service_token.as_deref(), Some("S3CR3T"));
         assert_eq!(c.auth_option, AuthOption::Header);
-        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        // Three store keys, four push-server keys, the missing CA directory.
+        assert_eq!(c.warnings.len(), 8, "{:?}", c.warnings);
+        assert!(!c.push.enabled && c.push.worker_token.is_none());
         assert!(c.tls.is_none());
     }
 

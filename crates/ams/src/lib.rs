@@ -38,6 +38,9 @@ pub struct Application {
     handle: axum_server::Handle<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The built-in pusher, when push is enabled.
+    pusher: Option<tokio::task::JoinHandle<()>>,
+    pusher_stop: tokio_util::sync::CancellationToken,
     log: Arc<SegmentLog>,
     token: token::ServiceToken,
     scheme: &'static str,
@@ -84,6 +87,9 @@ impl Application {
                 service_token: Some(token.secret().to_owned()),
                 long_poll_max: config.long_poll_max,
                 per_resource_auth: config.per_resource_auth,
+                push_enabled: config.push.enabled,
+                push_allow_http: config.push.allow_http,
+                push_worker_token: config.push.worker_token.clone(),
                 ..Settings::default()
             },
         );
@@ -94,6 +100,12 @@ impl Application {
         if orphans > 0 {
             tracing::info!(orphans, "removed message logs of deleted topics");
         }
+        let pusher_stop = tokio_util::sync::CancellationToken::new();
+        let pusher = if config.push.enabled {
+            Some(start_pusher(&ams, &config.push, pusher_stop.clone())?)
+        } else {
+            None
+        };
         let app = ams_http::app(
             ams,
             ams_http::HttpSettings {
@@ -152,6 +164,8 @@ impl Application {
             handle,
             server,
             background: vec![retention],
+            pusher,
+            pusher_stop,
             log,
             token,
             scheme,
@@ -180,6 +194,8 @@ impl Application {
             handle,
             mut server,
             background,
+            pusher,
+            pusher_stop,
             log,
             ..
         } = self;
@@ -196,9 +212,49 @@ impl Application {
         for task in background {
             task.abort();
         }
+        // Deliveries in flight finish (or time out) before the logs close.
+        pusher_stop.cancel();
+        if let Some(pusher) = pusher {
+            let _ = pusher.await;
+        }
         log.close().await;
         Ok(())
     }
+}
+
+/// Starts the built-in pusher with the configured CAs and limits.
+fn start_pusher(
+    ams: &Ams,
+    push: &config::PushConfig,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut extra_roots_pem = Vec::new();
+    for file in &push.ca_files {
+        extra_roots_pem.push(
+            std::fs::read(file)
+                .with_context(|| format!("cannot read CA certificate {}", file.display()))?,
+        );
+    }
+    let options = ams_push::PushOptions {
+        lease: push.lease,
+        client: ams_push::ClientOptions {
+            timeout: push.timeout,
+            extra_roots_pem,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (_, handle) =
+        ams_push::Pusher::start(ams.clone(), options, stop).context("cannot start the pusher")?;
+    tracing::info!(
+        worker = if push.worker_token.is_some() {
+            "configured push_worker_token user"
+        } else {
+            "internal"
+        },
+        "push delivery enabled"
+    );
+    Ok(handle)
 }
 
 /// Drops whole segments past the retention limits (and logs what it did).

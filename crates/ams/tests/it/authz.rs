@@ -211,6 +211,9 @@ fn request(route: Route, pattern: &str, f: &Fixture) -> (String, Option<&'static
         Route::SubscriptionsPull => Some(r#"{"maxMessages":"1"}"#),
         Route::SubscriptionsAcknowledge => Some(r#"{"ackIds":["projects/P/subscriptions/s:0"]}"#),
         Route::SubscriptionsModifyAckDeadline => Some(r#"{"ackDeadlineSeconds":30}"#),
+        // Push is off in this server: allowed callers get the 409 of contract §7.4.
+        Route::SubscriptionsVerifyPushEndpoint => None,
+        Route::SubscriptionsModifyPushConfig => Some(r#"{"pushConfig":{}}"#),
         Route::SubscriptionsModifyOffset => Some(r#"{"offset":0}"#),
         Route::SubscriptionsModifyAcl => Some(r#"{"authorized_users":["con"]}"#),
         Route::TopicsPublish => Some(r#"{"messages":[{"data":"eA=="}]}"#),
@@ -275,6 +278,11 @@ async fn matrix(family: impl Fn(&str) -> bool) {
             let r = app.call_as(entry.method.as_str(), &path, body, token).await;
             let what = format!("{} {path} as {caller:?}", entry.method);
             match want {
+                // Push is off here: past authorization, verification meets the 409.
+                Expect::Allowed if entry.route == Route::SubscriptionsVerifyPushEndpoint => {
+                    assert_eq!(r.status, 409, "{what}: {}", r.body);
+                    assert!(r.body.contains("Push functionality is currently disabled"));
+                }
                 Expect::Allowed => {
                     assert_eq!(r.status, 200, "{what}: {}", r.body);
                 }

@@ -1,0 +1,214 @@
+//! The built-in pusher: delivers push subscriptions (contract §7.5) from inside
+//! `ams serve`, so push needs no second server.
+//!
+//! One supervisor task keeps one worker task per active push subscription
+//! (a verified http endpoint or a mattermost webhook). A worker pulls and
+//! acknowledges through the domain ([`ams_core::Ams::pull`],
+//! [`ams_core::Ams::acknowledge`]) with the push worker's identity, so cursors,
+//! ack deadlines and ACLs behave as for any consumer, and delivers in offset
+//! order, one batch at a time. It holds a lease in the metadata store for its
+//! subscription, so that nodes sharing a store deliver each subscription from
+//! exactly one node; a node that dies stops renewing and another takes over.
+//! Publishing never waits for delivery: workers wake on new messages through
+//! the log's own notification.
+//!
+//! # Layout
+//! * this file: [`Pusher`] (the [`PushGateway`] the domain calls) and the supervisor.
+//! * `worker`: the delivery loop of one subscription.
+//! * [`schedule`]: waits between cycles per retry policy.
+//! * [`deliver`]: request bodies, the HTTP client, what counts as success.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use ams_core::Ams;
+use ams_core::push::{PushGateway, VerifyFailure, active_status};
+
+pub mod deliver;
+pub mod schedule;
+mod worker;
+
+pub use deliver::{ClientError, ClientOptions};
+
+/// A subscription, by project UUID and name.
+pub(crate) type Key = (Uuid, String);
+
+/// Settings of the pusher.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// This node's name in leases (unique among nodes sharing a store).
+    pub node_id: String,
+    /// How long a subscription's lease lasts without renewal; another node
+    /// takes a subscription over within this time after its owner dies.
+    pub lease: Duration,
+    /// HTTP client settings.
+    pub client: ClientOptions,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        Self {
+            node_id: Uuid::new_v4().to_string(),
+            lease: Duration::from_secs(30),
+            client: ClientOptions::default(),
+        }
+    }
+}
+
+/// The running pusher.
+pub struct Pusher {
+    ams: Ams,
+    client: reqwest::Client,
+    options: PushOptions,
+    events: mpsc::UnboundedSender<Key>,
+    /// Status line per subscription delivered by this node.
+    statuses: Mutex<HashMap<Key, String>>,
+}
+
+impl Pusher {
+    /// Starts the pusher on the current runtime and connects it to `ams`.
+    /// It stops when `shutdown` is cancelled; await the handle to see it done.
+    pub fn start(
+        ams: Ams,
+        options: PushOptions,
+        shutdown: CancellationToken,
+    ) -> Result<(Arc<Pusher>, JoinHandle<()>), ClientError> {
+        let client = deliver::client(&options.client)?;
+        let (events, rx) = mpsc::unbounded_channel();
+        let pusher = Arc::new(Pusher {
+            ams: ams.clone(),
+            client,
+            options,
+            events,
+            statuses: Mutex::new(HashMap::new()),
+        });
+        ams.attach_push_gateway(pusher.clone());
+        let handle = tokio::spawn(supervise(pusher.clone(), rx, shutdown));
+        Ok((pusher, handle))
+    }
+
+    pub(crate) fn set_status(&self, key: &Key, status: String) {
+        self.statuses.lock().insert(key.clone(), status);
+    }
+
+    fn lease_key(key: &Key) -> String {
+        format!("push/{}/{}", key.0, key.1)
+    }
+}
+
+#[async_trait]
+impl PushGateway for Pusher {
+    async fn fetch_verification(&self, url: &str) -> Result<Vec<u8>, VerifyFailure> {
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| VerifyFailure::Transport(deliver::error_text(&e)))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(VerifyFailure::Status(response.status().as_u16()));
+        }
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| VerifyFailure::Transport(deliver::error_text(&e)))
+    }
+
+    fn changed(&self, project: Uuid, name: &str) {
+        let _ = self.events.send((project, name.to_owned()));
+    }
+
+    fn status(&self, project: Uuid, name: &str, full_name: &str) -> String {
+        self.statuses
+            .lock()
+            .get(&(project, name.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| active_status(full_name))
+    }
+}
+
+/// A running worker.
+struct Running {
+    /// Wakes the worker to re-read its subscription.
+    changed: Arc<Notify>,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// Keeps one worker per active push subscription this node may deliver.
+async fn supervise(
+    pusher: Arc<Pusher>,
+    mut events: mpsc::UnboundedReceiver<Key>,
+    shutdown: CancellationToken,
+) {
+    let mut workers: HashMap<Key, Running> = HashMap::new();
+    // Re-scan now and then: subscriptions whose owner on another node died,
+    // and workers that stopped after an error, are picked up again.
+    let mut rescan = tokio::time::interval(pusher.options.lease / 3);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(key) = events.recv() => ensure(&pusher, &mut workers, key, &shutdown),
+            _ = rescan.tick() => {
+                workers.retain(|_, w| !w.handle.is_finished());
+                match pusher.ams.active_push_subscriptions().await {
+                    Ok(keys) => {
+                        for key in keys {
+                            if !workers.contains_key(&key) {
+                                ensure(&pusher, &mut workers, key, &shutdown);
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "push: cannot list push subscriptions"),
+                }
+            }
+        }
+    }
+    for w in workers.values() {
+        w.cancel.cancel();
+    }
+    for (_, w) in workers {
+        let _ = w.handle.await;
+    }
+    debug!("push: stopped");
+}
+
+/// Wakes the subscription's worker, or starts one; the worker itself decides
+/// whether there is anything to deliver and stops if not.
+fn ensure(
+    pusher: &Arc<Pusher>,
+    workers: &mut HashMap<Key, Running>,
+    key: Key,
+    shutdown: &CancellationToken,
+) {
+    if let Some(w) = workers.get(&key).filter(|w| !w.handle.is_finished()) {
+        w.changed.notify_one();
+        return;
+    }
+    let changed = Arc::new(Notify::new());
+    let cancel = shutdown.child_token();
+    let handle = tokio::spawn(worker::run(
+        pusher.clone(),
+        key.clone(),
+        changed.clone(),
+        cancel.clone(),
+    ));
+    workers.insert(
+        key,
+        Running {
+            changed,
+            cancel,
+            handle,
+        },
+    );
+}
