@@ -9,6 +9,8 @@ mod members;
 mod messages;
 mod pipeline;
 mod projects;
+mod push;
+mod receiver;
 mod registrations;
 mod retention;
 mod smoke;
