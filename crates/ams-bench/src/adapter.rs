@@ -123,7 +123,8 @@ struct PulledMessage<'a> {
 }
 
 impl Ams {
-    fn new(base: &str, token: &str) -> Result<Ams> {
+    /// A client for the server at `base` (`http://host:port`).
+    pub fn new(base: &str, token: &str) -> Result<Ams> {
         let addr = base
             .strip_prefix("http://")
             .context("ams address is http://host:port")?
@@ -178,6 +179,45 @@ impl Ams {
         .map_err(|_| anyhow::anyhow!("{path}: no answer within 120 s"))??;
         self.idle.lock().expect("lock").push(sender);
         Ok(resp)
+    }
+
+    /// Creates push subscription `sub` delivering to `endpoint` with
+    /// `maxMessages` and no waits after successes; returns its verification hash.
+    pub async fn create_push_sub(&self, sub: &str, endpoint: &str, max: usize) -> Result<String> {
+        let body = serde_json::json!({
+            "topic": format!("projects/{PROJECT}/topics/{TOPIC}"),
+            "ackDeadlineSeconds": 300,
+            "pushConfig": {
+                "type": "http_endpoint",
+                "pushEndpoint": endpoint,
+                "maxMessages": max,
+                "authorizationHeader": {"type": "disabled"},
+                "retryPolicy": {"type": "exponential", "minBackoff": 10, "maxBackoff": 1000},
+            },
+        });
+        let created = self
+            .expect_ok(
+                http::Method::PUT,
+                &format!("{}/subscriptions/{sub}", self.base),
+                body.to_string().into(),
+            )
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&created)?;
+        v["pushConfig"]["verificationHash"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no verificationHash in the created subscription")
+    }
+
+    /// `:verifyPushEndpoint` of `sub`.
+    pub async fn verify_push(&self, sub: &str) -> Result<()> {
+        self.expect_ok(
+            http::Method::POST,
+            &format!("{}/subscriptions/{sub}:verifyPushEndpoint", self.base),
+            Bytes::new(),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn expect_ok(&self, method: http::Method, path: &str, body: Bytes) -> Result<Bytes> {

@@ -8,6 +8,7 @@ mod payload;
 mod report;
 mod server;
 mod stats;
+mod push;
 mod workloads;
 
 use std::path::PathBuf;
@@ -38,8 +39,8 @@ struct Args {
     /// Repetitions; the order of systems rotates between them.
     #[arg(long)]
     reps: Option<usize>,
-    /// Only these workloads (W1..W7), comma separated.
-    #[arg(long, default_value = "W1,W2,W3,W4,W5,W6,W7")]
+    /// Only these workloads (W1..W7, P for push), comma separated.
+    #[arg(long, default_value = "W1,W2,W3,W4,W5,W6,W7,P")]
     workloads: String,
     /// The ams binary.
     #[arg(long, default_value = "target/release/ams")]
@@ -214,6 +215,16 @@ async fn run(args: Args) -> Result<i32> {
                     cell!(k, format!("W4 {}", tier.name()), bench.w4(k, tier));
                 }
             }
+            // Push is ours alone: the peers have no push to an HTTP endpoint.
+            if wants("P") && systems.contains(&Kind::Ams) {
+                for &max in &plan.push_batches {
+                    cell!(
+                        Kind::Ams,
+                        format!("P {} maxMessages {max}", tier.name()),
+                        bench.push(tier, max)
+                    );
+                }
+            }
         }
         if wants("W5") || wants("W6") || wants("W7") {
             for &k in &order {
@@ -298,7 +309,7 @@ async fn run(args: Args) -> Result<i32> {
 
     // A run of fewer workloads, systems or tiers than the full set must not
     // overwrite the day's full results.
-    let partial = args.workloads != "W1,W2,W3,W4,W5,W6,W7"
+    let partial = args.workloads != "W1,W2,W3,W4,W5,W6,W7,P"
         || args.systems != "ams,nats,redis"
         || args.tiers != "write,fsync";
     let md_out = args.md_out.clone().unwrap_or_else(|| {

@@ -140,6 +140,18 @@ impl Server {
         dir: &Path,
         port: Option<u16>,
     ) -> Result<Server> {
+        Self::start_with(env, kind, tier, dir, port, &[]).await
+    }
+
+    /// [`Server::start`] with extra command-line arguments (ams only).
+    pub async fn start_with(
+        env: &Env,
+        kind: Kind,
+        tier: Tier,
+        dir: &Path,
+        port: Option<u16>,
+        extra: &[&str],
+    ) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -161,7 +173,10 @@ impl Server {
                     // `warn` alone hides the "listening on" line (it is info).
                     "--log-level".into(),
                     "warn,ams=info".into(),
-                ],
+                ]
+                .into_iter()
+                .chain(extra.iter().map(|a| a.to_string()))
+                .collect(),
             ),
             Kind::Nats => {
                 let p = port.map_or_else(free_port, Ok)?;

@@ -46,6 +46,10 @@ pub struct Plan {
     pub fill: u64,
     /// W7 load time before `kill -9`.
     pub w7_load: Duration,
+    /// Push: messages delivered per measurement.
+    pub push_messages: u64,
+    /// Push: `maxMessages` values measured.
+    pub push_batches: Vec<usize>,
 }
 
 impl Plan {
@@ -64,6 +68,8 @@ impl Plan {
             w4_subs: 10,
             fill: 1_000_000,
             w7_load: Duration::from_secs(1),
+            push_messages: 100_000,
+            push_batches: vec![1, 100],
         }
     }
 
@@ -77,6 +83,7 @@ impl Plan {
             w4_messages: 1_000,
             fill: 5_000,
             w7_load: Duration::from_millis(300),
+            push_messages: 2_000,
             ..Plan::full()
         }
     }
@@ -517,6 +524,78 @@ impl Bench {
             lat.count() as f64 / elapsed,
             lat,
             errors.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Push (issue 6): one push subscription delivered by ams to a receiver
+    /// in this process; `push_messages` published in batches of 1000 while
+    /// the pusher delivers. The rate runs from the first publish to the last
+    /// delivery.
+    pub async fn push(&self, tier: Tier, max_messages: usize) -> Result<Sample> {
+        let kind = Kind::Ams;
+        let dir = self.fresh_dir(kind, tier);
+        let server = Server::start_with(
+            &self.env,
+            kind,
+            tier,
+            &dir,
+            None,
+            &["--push-enabled", "--push-allow-http"],
+        )
+        .await?;
+        let r = self.push_inner(&server, max_messages).await;
+        let mut s = Sample::new("P", kind.name(), tier.name(), SIZE, max_messages);
+        s.rss_bytes = server.rss().map(|r| r.0);
+        self.end_cell(server).await;
+        let (rate, notes) = r?;
+        s.msgs_per_s = Some(rate);
+        s.notes = notes;
+        Ok(s)
+    }
+
+    async fn push_inner(&self, server: &Server, max: usize) -> Result<(f64, Vec<String>)> {
+        let conn = self.conn(Kind::Ams, server).await?;
+        retry(START_LIMIT, || conn.create_topic()).await?;
+        let ams = crate::adapter::Ams::new(&server.addr(), &self.env.token)?;
+        let receiver = crate::push::Receiver::start().await?;
+        let hash = ams.create_push_sub("push", &receiver.url, max).await?;
+        receiver.set_hash(&hash);
+        ams.verify_push("push").await?;
+        let total = self.plan.push_messages;
+        let batch = 1000.min(total as usize);
+        let prepared: Vec<Prepared> = (0..total.div_ceil(batch as u64))
+            .map(|j| {
+                let n = (total - j * batch as u64).min(batch as u64) as usize;
+                conn.prepare(&self.batch(j * batch as u64, n, SIZE, false))
+            })
+            .collect();
+        let started = Instant::now();
+        for b in &prepared {
+            conn.publish(b).await?;
+        }
+        let published = started.elapsed();
+        receiver
+            .wait_for(total, Duration::from_secs(300))
+            .await
+            .inspect_err(|e| {
+                self.failures
+                    .lock()
+                    .expect("lock")
+                    .push((Kind::Ams, format!("push maxMessages {max}: {e}")))
+            })?;
+        let elapsed = started.elapsed();
+        let (requests, duplicates) = receiver.counts();
+        crate::push::check_batches(requests, total, max)?;
+        Ok((
+            total as f64 / elapsed.as_secs_f64(),
+            vec![
+                format!(
+                    "{total} messages published in batches of {batch} (took {:.2} s), pushed to a \
+                     receiver on the load core in {requests} requests; all arrived in order",
+                    published.as_secs_f64()
+                ),
+                format!("{duplicates} redelivered"),
+            ],
         ))
     }
 

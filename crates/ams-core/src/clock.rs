@@ -36,6 +36,10 @@ impl Clock for SystemClock {
 
     fn sleep_until(&self, deadline: Timestamp) -> Sleep {
         let wait = u64::try_from(deadline.nanos().saturating_sub(self.now().nanos())).unwrap_or(0);
+        if wait == 0 {
+            // tokio's timer would round even a zero wait up to its next tick (1 ms).
+            return Box::pin(std::future::ready(()));
+        }
         Box::pin(tokio::time::sleep(std::time::Duration::from_nanos(wait)))
     }
 }
