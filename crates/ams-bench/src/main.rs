@@ -5,10 +5,10 @@
 
 mod adapter;
 mod payload;
+mod push;
 mod report;
 mod server;
 mod stats;
-mod push;
 mod workloads;
 
 use std::path::PathBuf;

@@ -110,7 +110,10 @@ impl Drop for Receiver {
     }
 }
 
-async fn handle(seen: Arc<Seen>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    seen: Arc<Seen>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() == http::Method::GET {
         let hash = seen.hash.lock().expect("lock").clone();
         return Ok(Response::new(Full::new(Bytes::from(hash))));

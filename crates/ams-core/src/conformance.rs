@@ -41,7 +41,8 @@ macro_rules! conformance_tests {
             projects, topics_and_pagination, subscriptions, cursor_updates_are_serialized,
             persistence_across_reopen, log_offsets_are_dense_under_concurrency,
             log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list,
-            users, deleting_a_user_scrubs_acls, registrations, identity_persists_across_reopen);
+            users, deleting_a_user_scrubs_acls, registrations, identity_persists_across_reopen,
+            subscription_settings_updates, leases);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -918,4 +919,79 @@ pub async fn identity_persists_across_reopen(b: &impl Backend, dir: &Path) {
         later.seq > u.seq,
         "sequence numbers keep growing after a reopen"
     );
+}
+
+/// `update_subscription`: push settings, dead-letter policy and ACL change
+/// atomically and durably; a refusal changes nothing; the cursor is not its to move.
+pub async fn subscription_settings_updates(b: &impl Backend, dir: &Path) {
+    let p = {
+        let (meta, _log) = b.open(dir).await;
+        let p = seed(meta.as_ref(), "t", "s").await;
+        let worker = Uuid::new_v4();
+        let (sub, changed) = meta
+            .update_subscription(p.uuid, "s", &mut |s: &mut Subscription| {
+                s.dead_letter = Some(crate::model::DeadLetter {
+                    topic: "dlt".into(),
+                    max_delivery_attempts: 3,
+                });
+                s.acl.push(worker);
+                s.cursor = Cursor::at(99);
+                true
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(changed);
+        assert_eq!(sub.acl, [worker]);
+        assert_eq!(sub.cursor, Cursor::at(0), "the cursor is not changed here");
+        let (same, changed) = meta
+            .update_subscription(p.uuid, "s", &mut |s: &mut Subscription| {
+                s.acl.clear();
+                false
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!changed);
+        assert_eq!(same.acl, [worker], "a refused change leaves the record");
+        assert_eq!(
+            meta.update_subscription(p.uuid, "nope", &mut |_: &mut Subscription| true)
+                .await
+                .unwrap()
+                .map(|_| ()),
+            Err(Conflict::NotFound)
+        );
+        p
+    };
+    let (meta, _log) = b.open(dir).await;
+    let sub = meta.subscription(p.uuid, "s").await.unwrap().unwrap();
+    assert_eq!(sub.dead_letter.map(|d| d.max_delivery_attempts), Some(3));
+    assert_eq!(sub.acl.len(), 1);
+}
+
+/// Leases: one holder at a time until expiry; renewal by the holder; release.
+pub async fn leases(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    assert!(meta.acquire_lease("k", "a", 1000, 2000).await.unwrap());
+    assert!(!meta.acquire_lease("k", "b", 1500, 2500).await.unwrap());
+    assert!(
+        meta.acquire_lease("k", "a", 1500, 3000).await.unwrap(),
+        "renewal"
+    );
+    assert!(!meta.acquire_lease("k", "b", 2999, 4000).await.unwrap());
+    assert!(
+        meta.acquire_lease("k", "b", 3000, 4000).await.unwrap(),
+        "expired: taken over"
+    );
+    assert!(
+        meta.acquire_lease("other", "a", 3000, 4000).await.unwrap(),
+        "keys are independent"
+    );
+    meta.release_lease("k", "a").await.unwrap();
+    assert!(
+        !meta.acquire_lease("k", "a", 3001, 5000).await.unwrap(),
+        "only the holder releases"
+    );
+    meta.release_lease("k", "b").await.unwrap();
+    assert!(meta.acquire_lease("k", "a", 3001, 5000).await.unwrap());
 }

@@ -111,6 +111,7 @@ impl Ams {
             .and_then(|s| s.parse::<i64>().ok())
             .map_or(1, |n| usize::try_from(n).unwrap_or(1).max(1));
         let long_poll = body.return_immediately.as_deref() == Some("false");
+        let sub = self.retire_exhausted_head(ctx, sub, &topic).await?;
         let log = topic.log_ref();
         let mut expected = sub.cursor.offset;
         for _ in 0..PULL_ATTEMPTS {
@@ -308,7 +309,7 @@ fn parse_ack_id(id: &str, project: &str, subscription: &str) -> Option<i64> {
     offset.parse().ok()
 }
 
-fn received(prefix: &str, m: StoredMessage) -> wire::ReceivedMessage {
+pub(crate) fn received(prefix: &str, m: StoredMessage) -> wire::ReceivedMessage {
     wire::ReceivedMessage {
         ack_id: format!("{prefix}:{}", m.offset),
         message: wire::Message {

@@ -306,6 +306,10 @@ pub struct Cursor {
     pub next_offset: u64,
     /// Second (Unix time) of the latest pull; `None` when nothing is pending.
     pub pending_since: Option<i64>,
+    /// How many pulls returned the message at `offset` since it became the
+    /// committed position: its delivery attempts, for dead-lettering.
+    #[serde(default)]
+    pub deliveries: u32,
 }
 
 /// Why a cursor change was refused.
@@ -333,6 +337,7 @@ impl Cursor {
             offset,
             next_offset: 0,
             pending_since: None,
+            deliveries: 0,
         }
     }
 
@@ -350,6 +355,13 @@ impl Cursor {
     ) -> Result<(), CursorRefusal> {
         if self.offset != expected_offset {
             return Err(CursorRefusal::Moved);
+        }
+        if start < end {
+            self.deliveries = if start == self.offset {
+                self.deliveries.saturating_add(1)
+            } else {
+                1
+            };
         }
         self.offset = start;
         self.next_offset = end;
@@ -400,6 +412,23 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deliveries_count_pulls_of_the_head_until_it_moves() {
+        let mut c = Cursor::at(3);
+        c.record_pull(3, 3, 3, 100).unwrap();
+        assert_eq!(c.deliveries, 0, "an empty pull delivers nothing");
+        c.record_pull(3, 3, 5, 100).unwrap();
+        c.record_pull(3, 3, 4, 120).unwrap();
+        assert_eq!(c.deliveries, 2);
+        c.acknowledge(3, 10, 120).unwrap();
+        assert_eq!((c.offset, c.deliveries), (4, 0));
+        // Raised past expired messages: a new head, first delivery.
+        c.record_pull(4, 9, 10, 130).unwrap();
+        assert_eq!((c.offset, c.deliveries), (9, 1));
+        c.seek(2);
+        assert_eq!(c.deliveries, 0);
+    }
 
     #[test]
     fn ack_of_a_pull_that_returned_nothing_at_zero_is_no_ack_pending() {

@@ -18,8 +18,9 @@ use ams_types::wire;
 use crate::Ams;
 use crate::auth::{Caller, Context, Role};
 use crate::error::{Body, Error, Result};
+use crate::model::CursorRefusal;
 use crate::model::{DeadLetter, Membership, Project, Push, PushKind, RetryPolicy, Subscription};
-use crate::storage::{LogRef, NewMessage};
+use crate::storage::{LogRef, NewMessage, WriteDurability};
 use crate::users::new_token;
 
 /// `retryPolicy.period` when absent or not positive (ms).
@@ -497,11 +498,99 @@ impl Ams {
         reason: &str,
     ) -> Result<bool> {
         let sub = self.subscription(ctx, name).await?;
-        let (Some(policy), Some(last)) = (sub.dead_letter.as_ref(), messages.last()) else {
+        let Some(last) = messages.last() else {
+            return Ok(false);
+        };
+        if !self
+            .publish_dead_letters(ctx, &sub, messages, attempts, reason)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.acknowledge(
+            ctx,
+            name,
+            Ok(wire::Acknowledge {
+                ack_ids: Some(vec![last.ack_id.clone()]),
+            }),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// The pull side of a dead-letter policy: a head message that pulls have
+    /// returned `maxDeliveryAttempts` times without an acknowledgement goes to
+    /// the dead-letter topic and the committed offset moves past it. Returns
+    /// the subscription as it now is. A missing dead-letter topic leaves the
+    /// message where it is (and is logged): a consumer never fails for it.
+    pub(crate) async fn retire_exhausted_head(
+        &self,
+        ctx: &Context,
+        sub: Subscription,
+        topic: &crate::model::Topic,
+    ) -> Result<Subscription> {
+        let attempts = sub.cursor.deliveries;
+        if sub
+            .dead_letter
+            .as_ref()
+            .is_none_or(|p| attempts < p.max_delivery_attempts)
+        {
+            return Ok(sub);
+        }
+        let offset = sub.cursor.offset;
+        let head = self
+            .log()
+            .read(&topic.log_ref(), offset, 1, self.settings().max_pull_bytes)
+            .await?
+            .into_iter()
+            .find(|m| m.offset == offset);
+        if let Some(m) = head {
+            let prefix = format!("projects/{}/subscriptions/{}", ctx.project().name, sub.name);
+            let reason = format!("not acknowledged after {attempts} deliveries");
+            let r = crate::messages::received(&prefix, m);
+            match self
+                .publish_dead_letters(ctx, &sub, &[r], attempts, &reason)
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::TopicNotFound) => {
+                    tracing::warn!(subscription = %sub.name, "dead-letter topic is missing; message kept");
+                    return Ok(sub);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.meta()
+            .update_cursor(sub.project, &sub.name, WriteDurability::Tier, &mut |c| {
+                if c.offset == offset && c.deliveries == attempts {
+                    c.seek(offset + 1);
+                    Ok(())
+                } else {
+                    // Acknowledged or moved meanwhile: nothing to skip.
+                    Err(CursorRefusal::Moved)
+                }
+            })
+            .await?
+            .map_err(|_| Error::SubscriptionNotFound)?
+            .ok();
+        self.subscription(ctx, &sub.name).await
+    }
+
+    /// Publishes `messages` of `sub` to its dead-letter topic; `false` if it
+    /// has no policy.
+    pub(crate) async fn publish_dead_letters(
+        &self,
+        ctx: &Context,
+        sub: &Subscription,
+        messages: &[wire::ReceivedMessage],
+        attempts: u32,
+        reason: &str,
+    ) -> Result<bool> {
+        let Some(policy) = sub.dead_letter.as_ref() else {
             return Ok(false);
         };
         let topic = self.topic(ctx, &policy.topic).await?;
-        let source = full_name(&ctx.project().name, name);
+        let source = full_name(&ctx.project().name, &sub.name);
         let batch: Vec<NewMessage> = messages
             .iter()
             .map(|r| {
@@ -525,14 +614,6 @@ impl Ams {
             .collect();
         let log: LogRef = topic.log_ref();
         self.log().append(&log, batch, self.now().nanos()).await?;
-        self.acknowledge(
-            ctx,
-            name,
-            Ok(wire::Acknowledge {
-                ack_ids: Some(vec![last.ack_id.clone()]),
-            }),
-        )
-        .await?;
         Ok(true)
     }
 }

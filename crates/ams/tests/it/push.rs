@@ -7,7 +7,7 @@ use crate::helpers::*;
 use crate::receiver::{Receiver, Tls};
 
 /// A server with push on and plain-http endpoints allowed.
-async fn push_app() -> TestApp {
+pub(crate) async fn push_app() -> TestApp {
     spawn_with(|c| {
         c.push.enabled = true;
         c.push.allow_http = true;
@@ -17,12 +17,12 @@ async fn push_app() -> TestApp {
 
 /// Creates project P, topic t and push subscription `s` with `push_config`;
 /// returns the created subscription.
-async fn push_sub(app: &TestApp, s: &str, push_config: Value) -> Value {
+pub(crate) async fn push_sub(app: &TestApp, s: &str, push_config: Value) -> Value {
     app.setup("P", "t", "pull-only").await;
     create_sub(app, s, push_config).await
 }
 
-async fn create_sub(app: &TestApp, s: &str, push_config: Value) -> Value {
+pub(crate) async fn create_sub(app: &TestApp, s: &str, push_config: Value) -> Value {
     let body = json!({"topic": "projects/P/topics/t", "pushConfig": push_config});
     let r = app
         .put(
@@ -35,7 +35,7 @@ async fn create_sub(app: &TestApp, s: &str, push_config: Value) -> Value {
 }
 
 /// Verifies `s` against `rx` (which answers the subscription's hash).
-async fn verify(app: &TestApp, rx: &Receiver, s: &str) {
+pub(crate) async fn verify(app: &TestApp, rx: &Receiver, s: &str) {
     let sub = app
         .get(&format!("/v1/projects/P/subscriptions/{s}"))
         .await
@@ -51,7 +51,7 @@ async fn verify(app: &TestApp, rx: &Receiver, s: &str) {
 }
 
 /// An http endpoint subscription delivering to `rx` at `/push`, verified.
-async fn verified_sub(app: &TestApp, rx: &Receiver, s: &str, extra: Value) -> Value {
+pub(crate) async fn verified_sub(app: &TestApp, rx: &Receiver, s: &str, extra: Value) -> Value {
     let mut cfg = json!({"type": "http_endpoint", "pushEndpoint": rx.url("/push")});
     cfg.as_object_mut()
         .unwrap()
@@ -105,7 +105,7 @@ async fn single_message_delivery_body_headers_and_acknowledgement() {
 }
 
 /// Waits (bounded) until subscription `s`'s committed offset reaches `want`.
-async fn wait_offset(app: &TestApp, s: &str, want: i64) {
+pub(crate) async fn wait_offset(app: &TestApp, s: &str, want: i64) {
     let ok = tokio::time::timeout(std::time::Duration::from_secs(20), async {
         loop {
             if app.offsets("P", s).await.2 >= want {
@@ -352,4 +352,68 @@ async fn https_endpoint_with_a_trusted_private_ca() {
         message.starts_with("Endpoint verification failed.") && message.contains("certificate"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn pull_subscriptions_dead_letter_a_message_pulled_too_often_without_ack() {
+    let app = spawn_app().await;
+    app.setup("P", "t", "other").await;
+    app.put("/v1/projects/P/topics/dlt", "").await;
+    let r = app
+        .put(
+            "/v1/projects/P/subscriptions/dlq-reader",
+            r#"{"topic":"projects/P/topics/dlt"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .put(
+            "/v1/projects/P/subscriptions/s",
+            r#"{"topic":"projects/P/topics/t","deadLetterPolicy":{"deadLetterTopic":"projects/P/topics/dlt","maxDeliveryAttempts":2}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["deadLetterPolicy"],
+        json!({"deadLetterTopic": "projects/P/topics/dlt", "maxDeliveryAttempts": 2})
+    );
+    app.post(
+        "/v1/projects/P/topics/t:publish",
+        r#"{"messages":[{"attributes":{"a":"1"},"data":"cG9pc29u"},{"data":"Z29vZA=="}]}"#,
+    )
+    .await;
+    // Two deliveries of message 0 without an acknowledgement...
+    for _ in 0..2 {
+        let (acks, _) = app.pull("P", "s", 1).await;
+        assert_eq!(acks, ["projects/P/subscriptions/s:0"]);
+    }
+    // ...and the third pull skips it to the dead-letter topic.
+    let (acks, datas) = app.pull("P", "s", 1).await;
+    assert_eq!(
+        (acks[0].as_str(), datas[0].as_str()),
+        ("projects/P/subscriptions/s:1", "Z29vZA==")
+    );
+    app.ack("P", "s", &[&acks[0]]).await.assert_ok("{}");
+    let r = app
+        .post(
+            "/v1/projects/P/subscriptions/dlq-reader:pull",
+            r#"{"maxMessages":"10"}"#,
+        )
+        .await;
+    let v = r.json();
+    let got = &v["receivedMessages"].as_array().unwrap()[0]["message"];
+    assert_eq!(got["data"], "cG9pc29u");
+    let attrs = &got["attributes"];
+    assert_eq!(attrs["a"], "1");
+    assert_eq!(
+        attrs["deadLetterSourceSubscription"],
+        "/projects/P/subscriptions/s"
+    );
+    assert_eq!(attrs["deadLetterSourceMessageId"], "0");
+    assert_eq!(attrs["deadLetterDeliveryAttempts"], "2");
+    assert_eq!(
+        attrs["deadLetterReason"],
+        "not acknowledged after 2 deliveries"
+    );
+    assert_eq!(v["receivedMessages"].as_array().unwrap().len(), 1);
 }
