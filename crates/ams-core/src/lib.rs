@@ -12,6 +12,7 @@
 //! * [`messages`]: publish, pull, acknowledge, offsets and time seeks.
 //! * [`push`]: push configuration, verification, the push worker, dead
 //!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
+//! * [`status`]: the `/v1/status` health report.
 //! * [`paging`]: newest-first pagination tokens.
 //! * [`model`]: stored records and the cursor state machine.
 //! * [`storage`]: the backend traits ([`MessageLog`], [`MetadataStore`]).
@@ -35,6 +36,7 @@ pub mod paging;
 pub mod projects;
 pub mod push;
 pub mod registrations;
+pub mod status;
 pub mod storage;
 pub mod subscriptions;
 pub mod topics;

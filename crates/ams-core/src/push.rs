@@ -54,6 +54,8 @@ pub trait PushGateway: Send + Sync + 'static {
     /// The status line of an active push subscription (contract §7.5), e.g.
     /// `Subscription /projects/P/subscriptions/S is currently active`.
     fn status(&self, project: Uuid, name: &str, full_name: &str) -> String;
+    /// Whether deliveries are running (`/v1/status`).
+    fn serving(&self) -> bool;
 }
 
 /// Status of a push subscription whose pusher is not running.

@@ -10,7 +10,9 @@ use std::pin::Pin;
 use ams_core::auth::Route;
 use http::Method;
 
-use crate::{Call, Handled, members, projects, registrations, subscriptions, topics, users};
+use crate::{
+    Call, Handled, members, projects, registrations, status, subscriptions, topics, users,
+};
 
 /// A route's handler.
 pub type Handler = fn(Call) -> Pin<Box<dyn Future<Output = Handled> + Send>>;
@@ -44,6 +46,7 @@ macro_rules! table {
 // Only routes whose behaviour is built are listed; the rest of the original's 64
 // arrive with their features (schemas, metrics, push), keeping this order.
 table! {
+    GET "/v1/status" => AmsHealthStatus, status::health;
     GET "/v1/users:byToken/{token}" => UsersByToken, users::by_token;
     GET "/v1/users:byUUID/{uuid}" => UsersByUuid, users::by_uuid;
     GET "/v1/users" => UsersList, users::list;

@@ -72,6 +72,8 @@ pub struct Pusher {
     events: mpsc::UnboundedSender<Key>,
     /// Status line per subscription delivered by this node.
     statuses: Mutex<HashMap<Key, String>>,
+    /// The supervisor runs (cleared when it stops).
+    serving: std::sync::atomic::AtomicBool,
 }
 
 impl Pusher {
@@ -90,6 +92,7 @@ impl Pusher {
             options,
             events,
             statuses: Mutex::new(HashMap::new()),
+            serving: std::sync::atomic::AtomicBool::new(true),
         });
         ams.attach_push_gateway(pusher.clone());
         let handle = tokio::spawn(supervise(pusher.clone(), rx, shutdown));
@@ -126,6 +129,10 @@ impl PushGateway for Pusher {
 
     fn changed(&self, project: Uuid, name: &str) {
         let _ = self.events.send((project, name.to_owned()));
+    }
+
+    fn serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn status(&self, project: Uuid, name: &str, full_name: &str) -> String {
@@ -180,6 +187,9 @@ async fn supervise(
     for (_, w) in workers {
         let _ = w.handle.await;
     }
+    pusher
+        .serving
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     debug!("push: stopped");
 }
 

@@ -669,6 +669,28 @@ pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+/// `GET /v1/status` (1-space indented).
+#[derive(Debug, Serialize)]
+pub struct HealthStatus {
+    /// `ok`, or `warning` when the configured push worker user is missing.
+    pub status: String,
+    /// With push enabled: the pusher's health.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_servers: Option<Vec<PushServerStatus>>,
+    /// With push disabled: `disabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_functionality: Option<String>,
+}
+
+/// One `push_servers` entry.
+#[derive(Debug, Serialize)]
+pub struct PushServerStatus {
+    /// Where it runs (`built-in` for ours).
+    pub endpoint: String,
+    /// `SERVING`, `NOT_SERVING`, or why it is unavailable.
+    pub status: String,
+}
+
 /// `{"message": …}`: the answer to deleting an active push subscription.
 #[derive(Debug, Serialize)]
 pub struct MessageReply {
