@@ -90,7 +90,9 @@ struct Shared {
     log: Arc<dyn MessageLog>,
     clock: Arc<dyn Clock>,
     settings: Settings,
-    push: std::sync::OnceLock<Arc<dyn push::PushGateway>>,
+    /// Weak: the pusher holds the domain, so a strong reference back would
+    /// keep both (and the open store) alive after the server stops.
+    push: std::sync::OnceLock<std::sync::Weak<dyn push::PushGateway>>,
 }
 
 /// The domain service handle.
@@ -132,12 +134,13 @@ impl Ams {
     }
 
     /// Connects the pusher; once per handle (later calls are ignored).
-    pub fn attach_push_gateway(&self, gateway: Arc<dyn push::PushGateway>) {
-        let _ = self.0.push.set(gateway);
+    /// The caller keeps the gateway alive; the domain holds it weakly.
+    pub fn attach_push_gateway(&self, gateway: &Arc<dyn push::PushGateway>) {
+        let _ = self.0.push.set(Arc::downgrade(gateway));
     }
 
-    pub(crate) fn push_gateway(&self) -> Option<&Arc<dyn push::PushGateway>> {
-        self.0.push.get()
+    pub(crate) fn push_gateway(&self) -> Option<Arc<dyn push::PushGateway>> {
+        self.0.push.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// The domain's settings.

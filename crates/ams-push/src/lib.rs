@@ -94,7 +94,8 @@ impl Pusher {
             statuses: Mutex::new(HashMap::new()),
             serving: std::sync::atomic::AtomicBool::new(true),
         });
-        ams.attach_push_gateway(pusher.clone());
+        let gateway: Arc<dyn PushGateway> = pusher.clone();
+        ams.attach_push_gateway(&gateway);
         let handle = tokio::spawn(supervise(pusher.clone(), rx, shutdown));
         Ok((pusher, handle))
     }

@@ -365,7 +365,13 @@ fn subscriptions_family(p: &str) -> bool {
     p.contains("/subscriptions") && !p.contains("/topics")
 }
 
+/// Service routes (`/v1/status`): open, with their own tests in `status.rs`.
+fn service_family(p: &str) -> bool {
+    p == "/v1/status"
+}
+
 const FAMILIES: &[fn(&str) -> bool] = &[
+    service_family,
     users_family,
     registrations_family,
     projects_family,

@@ -14,24 +14,23 @@ use tokio::process::{Child, Command};
 const TOKEN: &str = "S3CR3T";
 
 /// A server process started from the built binary.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base: String,
 }
 
 impl Server {
     /// Starts `ams serve` on port 0 and learns its address from the log line.
     async fn start(data_dir: &std::path::Path, durability: &str) -> Server {
+        Self::start_with(data_dir, &["--durability", durability]).await
+    }
+
+    /// Starts `ams serve` on port 0 with token `S3CR3T` and `args`.
+    pub(crate) async fn start_with(data_dir: &std::path::Path, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ams"))
-            .args([
-                "serve",
-                "--port",
-                "0",
-                "--service-token",
-                TOKEN,
-                "--durability",
-                durability,
-            ])
+            .args(["serve", "--port", "0", "--service-token", TOKEN])
+            .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "info")
@@ -56,7 +55,7 @@ impl Server {
         Server { child, base }
     }
 
-    async fn kill9(mut self) {
+    pub(crate) async fn kill9(mut self) {
         self.child.kill().await.unwrap(); // SIGKILL
     }
 }

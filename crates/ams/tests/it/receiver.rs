@@ -177,23 +177,16 @@ impl Receiver {
 
     /// Waits (up to 30 s, failing the test then) until `n` requests arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        let waited = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                let arrived = self.shared.arrived.notified();
-                let got = self.deliveries();
-                if got.len() >= n {
-                    return got;
-                }
-                arrived.await;
-            }
-        })
-        .await;
-        waited.unwrap_or_else(|_| panic!("{n} deliveries did not arrive: {:?}", self.deliveries()))
+        self.until(n, None).await
     }
 
     /// Like [`Receiver::wait_for`], moving `clock` to each pusher wake-up in
     /// between (for retry policies that wait between cycles).
     pub async fn pump(&self, clock: &ManualClock, n: usize) -> Vec<Delivery> {
+        self.until(n, Some(clock)).await
+    }
+
+    async fn until(&self, n: usize, clock: Option<&ManualClock>) -> Vec<Delivery> {
         let waited = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 let arrived = self.shared.arrived.notified();
@@ -201,6 +194,10 @@ impl Receiver {
                 if got.len() >= n {
                     return got;
                 }
+                let Some(clock) = clock else {
+                    arrived.await;
+                    continue;
+                };
                 tokio::select! {
                     () = arrived => {}
                     t = clock.next_sleeper() => {
