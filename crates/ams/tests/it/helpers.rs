@@ -349,6 +349,14 @@ impl TestApp {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// Creates user `name` holding service-wide `roles` and returns its token.
+    pub async fn service_user_token(&self, name: &str, roles: &[&str]) -> String {
+        let v = self
+            .create_user(name, serde_json::json!({ "service_roles": roles }))
+            .await;
+        v["token"].as_str().unwrap().to_owned()
+    }
+
     /// Sets the ACL of `p`'s `kind` (`topics` or `subscriptions`) `name` with the
     /// service token.
     pub async fn set_acl(&self, p: &str, kind: &str, name: &str, users: &[&str]) {

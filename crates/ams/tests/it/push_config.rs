@@ -823,18 +823,8 @@ async fn only_push_workers_and_service_admins_pull_push_subscriptions() {
         .member_token("consumer", "P", &["consumer", "project_admin"])
         .await;
     let pure = app.member_token("pure", "P", &["consumer"]).await;
-    let sa = app
-        .create_user("sa", json!({"service_roles": ["service_admin"]}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let worker = app
-        .create_user("worker", json!({"service_roles": ["push_worker"]}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sa = app.service_user_token("sa", &["service_admin"]).await;
+    let worker = app.service_user_token("worker", &["push_worker"]).await;
     app.set_acl("P", "subscriptions", "s", &["consumer", "pure"])
         .await;
     app.set_acl("P", "subscriptions", "pull", &["consumer", "pure"])
@@ -877,12 +867,7 @@ async fn a_push_worker_pulling_while_push_is_disabled_gets_409_in_process() {
     )
     .await;
     let admin = app.member_token("admin", "P", &["project_admin"]).await;
-    let worker = app
-        .create_user("worker", json!({"service_roles": ["push_worker"]}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let worker = app.service_user_token("worker", &["push_worker"]).await;
     let dir = app.stop().await;
     let app = spawn_in(dir, |_| {}).await;
     let pull_s = "/v1/projects/P/subscriptions/s:pull";
@@ -943,7 +928,8 @@ async fn plain_http_endpoints_are_accepted_when_allowed() {
     assert_eq!(v["pushConfig"]["pushEndpoint"], "http://127.0.0.1:9/x");
 }
 
-/// The smallest reproduction of the bug that the ignored restart tests hit.
+/// A stopped push-enabled server releases its store (the domain holds the
+/// pusher weakly), so it can be restarted in the same process.
 #[tokio::test]
 async fn a_push_enabled_server_releases_its_data_dir_on_stop() {
     let app = push_app().await;

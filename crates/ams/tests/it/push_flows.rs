@@ -365,12 +365,7 @@ async fn a_configured_push_worker_joins_acls_and_projects_on_activation() {
     // restart the server on the same data with the token configured (push
     // off at first: see the ignored restart test for why).
     let app = spawn_app().await;
-    let token = app
-        .create_user("pushworker", json!({"service_roles": ["push_worker"]}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.service_user_token("pushworker", &["push_worker"]).await;
     let dir = app.stop().await;
     let app = spawn_in(dir, |c| {
         c.push.enabled = true;
