@@ -217,11 +217,11 @@ async fn run(args: Args) -> Result<i32> {
             }
             // Push is ours alone: the peers have no push to an HTTP endpoint.
             if wants("P") && systems.contains(&Kind::Ams) {
-                for &max in &plan.push_batches {
+                for &(max, total) in &plan.push {
                     cell!(
                         Kind::Ams,
                         format!("P {} maxMessages {max}", tier.name()),
-                        bench.push(tier, max)
+                        bench.push(tier, max, total)
                     );
                 }
             }

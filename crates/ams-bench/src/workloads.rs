@@ -46,10 +46,8 @@ pub struct Plan {
     pub fill: u64,
     /// W7 load time before `kill -9`.
     pub w7_load: Duration,
-    /// Push: messages delivered per measurement.
-    pub push_messages: u64,
-    /// Push: `maxMessages` values measured.
-    pub push_batches: Vec<usize>,
+    /// Push: (`maxMessages`, messages delivered) per measurement.
+    pub push: Vec<(usize, u64)>,
 }
 
 impl Plan {
@@ -68,8 +66,7 @@ impl Plan {
             w4_subs: 10,
             fill: 1_000_000,
             w7_load: Duration::from_secs(1),
-            push_messages: 100_000,
-            push_batches: vec![1, 100],
+            push: vec![(1, 20_000), (100, 200_000)],
         }
     }
 
@@ -83,7 +80,7 @@ impl Plan {
             w4_messages: 1_000,
             fill: 5_000,
             w7_load: Duration::from_millis(300),
-            push_messages: 2_000,
+            push: vec![(1, 500), (100, 2_000)],
             ..Plan::full()
         }
     }
@@ -528,10 +525,10 @@ impl Bench {
     }
 
     /// Push (issue 6): one push subscription delivered by ams to a receiver
-    /// in this process; `push_messages` published in batches of 1000 while
+    /// in this process; `total` messages published in batches of 1000 while
     /// the pusher delivers. The rate runs from the first publish to the last
     /// delivery.
-    pub async fn push(&self, tier: Tier, max_messages: usize) -> Result<Sample> {
+    pub async fn push(&self, tier: Tier, max_messages: usize, total: u64) -> Result<Sample> {
         let kind = Kind::Ams;
         let dir = self.fresh_dir(kind, tier);
         let server = Server::start_with(
@@ -543,7 +540,7 @@ impl Bench {
             &["--push-enabled", "--push-allow-http"],
         )
         .await?;
-        let r = self.push_inner(&server, max_messages).await;
+        let r = self.push_inner(&server, max_messages, total).await;
         let mut s = Sample::new("P", kind.name(), tier.name(), SIZE, max_messages);
         s.rss_bytes = server.rss().map(|r| r.0);
         self.end_cell(server).await;
@@ -553,7 +550,12 @@ impl Bench {
         Ok(s)
     }
 
-    async fn push_inner(&self, server: &Server, max: usize) -> Result<(f64, Vec<String>)> {
+    async fn push_inner(
+        &self,
+        server: &Server,
+        max: usize,
+        total: u64,
+    ) -> Result<(f64, Vec<String>)> {
         let conn = self.conn(Kind::Ams, server).await?;
         retry(START_LIMIT, || conn.create_topic()).await?;
         let ams = crate::adapter::Ams::new(&server.addr(), &self.env.token)?;
@@ -561,7 +563,6 @@ impl Bench {
         let hash = ams.create_push_sub("push", &receiver.url, max).await?;
         receiver.set_hash(&hash);
         ams.verify_push("push").await?;
-        let total = self.plan.push_messages;
         let batch = 1000.min(total as usize);
         let prepared: Vec<Prepared> = (0..total.div_ceil(batch as u64))
             .map(|j| {

@@ -44,6 +44,7 @@
 //! sparse index points (16 bytes per ~4 KiB of log).
 
 mod batch;
+mod cache;
 mod index;
 mod reader;
 mod recover;
@@ -139,11 +140,16 @@ struct LogHandle {
     slot: tokio::sync::Mutex<Slot>,
 }
 
+/// Bytes of recently read batches kept verified in memory, for all logs.
+const BATCH_CACHE_BYTES: usize = 32 << 20;
+
 /// Append-only segmented message logs, one directory per topic log.
 pub struct SegmentLog {
     root: PathBuf,
     options: LogOptions,
     logs: RwLock<HashMap<Uuid, Arc<LogHandle>>>,
+    /// Recently read large batches (see `cache.rs`).
+    cache: Arc<cache::BatchCache>,
     /// Logs deleted since start-up. Ids are unique per topic incarnation, so an
     /// append to one of these is a publish that raced its topic's deletion: it is
     /// refused rather than allowed to recreate an orphaned log.
@@ -225,6 +231,7 @@ impl SegmentLog {
                 ..options
             },
             logs: RwLock::new(logs),
+            cache: Arc::new(cache::BatchCache::new(BATCH_CACHE_BYTES)),
             deleted: parking_lot::Mutex::default(),
         }))
     }
@@ -489,8 +496,9 @@ impl MessageLog for SegmentLog {
                 .saturating_sub(1);
             (st.segments[i..].to_vec(), start, st.bounds.max)
         };
+        let (id, cache) = (log.id, self.cache.clone());
         tokio::task::spawn_blocking(move || {
-            reader::read_messages(&segs, start, max, max_messages, max_bytes)
+            reader::read_messages(id, &cache, &segs, start, max, max_messages, max_bytes)
         })
         .await
         .map_err(join_error)?

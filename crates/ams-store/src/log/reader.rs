@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use ams_core::storage::{StoreError, StoredMessage};
+use uuid::Uuid;
 
 use super::batch::{self, HEADER_LEN, Messages};
+use super::cache::BatchCache;
 use super::index;
 use super::segment::{ChunkReader, Segment};
 
@@ -30,6 +32,8 @@ pub(crate) const MESSAGE_COST: usize = 192;
 /// `from` on), at most `max_messages` and, past the first, about `max_bytes`
 /// (payload plus [`MESSAGE_COST`] per message).
 pub(crate) fn read_messages(
+    log: Uuid,
+    cache: &BatchCache,
     segs: &[Arc<Segment>],
     from: u64,
     max: u64,
@@ -59,18 +63,35 @@ pub(crate) fn read_messages(
         let mut pos = seg.position_for(next);
         let mut reader = ChunkReader::new(&file, limit, chunk);
         while pos < limit {
-            let head = reader
-                .bytes_at(pos, HEADER_LEN)
-                .map_err(|e| read_error(seg, e))?;
-            let h = batch::parse_header(head).map_err(|e| read_error(seg, e))?;
-            if h.end_offset() <= next {
-                pos += u64::from(h.len);
-                continue;
-            }
-            let bytes_at = reader
-                .bytes_at(pos, h.len as usize)
-                .map_err(|e| read_error(seg, e))?;
-            let (h, whole) = batch::verify(bytes_at).map_err(|e| read_error(seg, e))?;
+            let key = (log, seg.base, pos);
+            let cached = cache.get(&key);
+            let (h, whole) = match &cached {
+                Some(b) => (
+                    batch::parse_header(b).map_err(|e| read_error(seg, e))?,
+                    &b[..],
+                ),
+                None => {
+                    let head = reader
+                        .bytes_at(pos, HEADER_LEN)
+                        .map_err(|e| read_error(seg, e))?;
+                    let h = batch::parse_header(head).map_err(|e| read_error(seg, e))?;
+                    if h.end_offset() <= next {
+                        pos += u64::from(h.len);
+                        continue;
+                    }
+                    let bytes_at = reader
+                        .bytes_at(pos, h.len as usize)
+                        .map_err(|e| read_error(seg, e))?;
+                    batch::verify(bytes_at).map_err(|e| read_error(seg, e))?
+                }
+            };
+            // A read that stops inside a large batch will likely be followed
+            // by one that starts there: keep it, verified.
+            let keep = |cache: &BatchCache| {
+                if cached.is_none() {
+                    cache.put(key, whole);
+                }
+            };
             for (i, m) in Messages::new(whole, h.count).enumerate() {
                 let m = m.map_err(|e| read_error(seg, e))?;
                 let offset = h.base_offset + i as u64;
@@ -82,6 +103,7 @@ pub(crate) fn read_messages(
                 }
                 let cost = m.payload_len + MESSAGE_COST;
                 if out.len() >= max_messages || (!out.is_empty() && bytes + cost > max_bytes) {
+                    keep(cache);
                     break 'segments;
                 }
                 let (attributes, data) = m.decode().map_err(|e| read_error(seg, e))?;
