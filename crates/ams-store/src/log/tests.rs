@@ -143,6 +143,38 @@ async fn read_caps() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn small_reads_inside_large_batches_come_from_the_batch_cache_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path(), LogOptions::default());
+    let (a, b) = (lref(), lref());
+    // Two logs with large batches at the same positions: the cache must keep them apart.
+    for (r, tag) in [(&a, "a"), (&b, "b")] {
+        for batch in 0..2 {
+            let msgs = (0..100)
+                .map(|i| {
+                    msg_attrs(
+                        &format!("{tag}{}-{}", batch * 100 + i, "x".repeat(1000)),
+                        &[("i", tag)],
+                    )
+                })
+                .collect();
+            log.append(r, msgs, 1_000_000 * (batch + 1)).await.unwrap();
+        }
+    }
+    let whole_a = read_all(&log, &a).await;
+    assert_eq!(whole_a.len(), 200);
+    for from in 0..200u64 {
+        let one = log.read(&a, from, 1, usize::MAX).await.unwrap();
+        assert_eq!(one, whole_a[from as usize..from as usize + 1], "at {from}");
+        let two = log.read(&b, from, 2, usize::MAX).await.unwrap();
+        assert_eq!(two[0].offset, from);
+        assert!(two[0].data.starts_with(&format!("b{from}-")));
+        assert_eq!(two[0].attributes, [("i".to_string(), "b".to_string())]);
+        assert_eq!(two.len(), if from == 199 { 1 } else { 2 });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn reads_across_segments() {
     let tmp = tempfile::tempdir().unwrap();
     let log = open(tmp.path(), opts(Durability::Fsync, 300));
