@@ -74,6 +74,7 @@ fn topic(project: Uuid, name: &str) -> Topic {
         created_on: Timestamp::from_secs(1),
         seq: 0,
         acl: Vec::new(),
+        schema: None,
     }
 }
 

@@ -27,6 +27,10 @@ pub enum Body {
     SubscriptionAcl,
     /// `Invalid Request Body` (status `BAD_REQUEST`).
     Request,
+    /// `Invalid Schema Arguments`.
+    Schema,
+    /// `Invalid Schema Payload Arguments`.
+    SchemaPayload,
 }
 
 /// An AMS error.
@@ -169,6 +173,19 @@ pub enum Error {
     /// `:verifyPushEndpoint` of a verified endpoint.
     #[error("Push endpoint is already verified")]
     AlreadyVerified,
+    /// Create clash.
+    #[error("Schema already exists")]
+    SchemaExists,
+    /// Schema type outside `json`, `avro`.
+    #[error("Schema type can only be 'json' or 'avro'")]
+    InvalidSchemaType,
+    /// A schema that does not compile, or a message it refuses; carries the
+    /// validator's text (with the message index where there is one).
+    #[error("{0}")]
+    SchemaValidation(String),
+    /// A topic's stored schema cannot be loaded.
+    #[error("Could not load schema for topic")]
+    SchemaUnloadable,
     /// Pull from a subscription whose topic was deleted.
     #[error("Subscription's topic doesn't exist")]
     SubscriptionTopicMissing,

@@ -12,6 +12,7 @@
 //! * [`messages`]: publish, pull, acknowledge, offsets and time seeks.
 //! * [`push`]: push configuration, verification, the push worker, dead
 //!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
+//! * [`schemas`]: JSON Schema / AVRO schemas and publish-time validation.
 //! * [`status`]: the `/v1/status` health report.
 //! * [`paging`]: newest-first pagination tokens.
 //! * [`model`]: stored records and the cursor state machine.
@@ -36,6 +37,7 @@ pub mod paging;
 pub mod projects;
 pub mod push;
 pub mod registrations;
+pub mod schemas;
 pub mod status;
 pub mod storage;
 pub mod subscriptions;
@@ -93,6 +95,7 @@ struct Shared {
     /// Weak: the pusher holds the domain, so a strong reference back would
     /// keep both (and the open store) alive after the server stops.
     push: std::sync::OnceLock<std::sync::Weak<dyn push::PushGateway>>,
+    schemas: schemas::SchemaCache,
 }
 
 /// The domain service handle.
@@ -113,6 +116,7 @@ impl Ams {
             clock,
             settings,
             push: std::sync::OnceLock::new(),
+            schemas: schemas::SchemaCache::default(),
         }))
     }
 

@@ -40,6 +40,8 @@ impl Ams {
                 message_ids: Vec::new(),
             });
         }
+        self.check_against_topic_schema(&topic, body.messages.iter().map(|m| m.data.as_str()))
+            .await?;
         let limit = self.settings().max_message_bytes;
         let mut batch = Vec::with_capacity(body.messages.len());
         for m in body.messages {

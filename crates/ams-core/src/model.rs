@@ -44,6 +44,55 @@ pub struct Topic {
     /// UUIDs of the users allowed to publish when they hold `publisher` (in order).
     #[serde(default)]
     pub acl: Vec<Uuid>,
+    /// The attached schema (by identity, so a renamed schema stays attached).
+    #[serde(default)]
+    pub schema: Option<Uuid>,
+}
+
+/// A schema's language (contract §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaKind {
+    /// JSON Schema (drafts 4, 6, 7).
+    Json,
+    /// Apache Avro.
+    Avro,
+}
+
+impl SchemaKind {
+    /// From the wire's `type`, any case.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Some(Self::Json),
+            "avro" => Some(Self::Avro),
+            _ => None,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Avro => "avro",
+        }
+    }
+}
+
+/// A schema of a project, which topics may attach to validate publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    /// Identity (v4), shown on the wire.
+    pub uuid: Uuid,
+    /// Owning project.
+    pub project: Uuid,
+    /// Name, unique in the project.
+    pub name: String,
+    /// Language.
+    pub kind: SchemaKind,
+    /// The schema document as JSON text, keys sorted at every level.
+    pub body: String,
+    /// Creation sequence number, assigned by the store (listing order).
+    pub seq: u64,
 }
 
 /// A subscription: a cursor over one topic's log.

@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Cursor, CursorRefusal, Project, Registration, Subscription, Topic, User};
+use crate::model::{
+    Cursor, CursorRefusal, Project, Registration, Schema, Subscription, Topic, User,
+};
 
 /// An error a backend reports. The domain maps every one of them to a 500
 /// `Backend Error`/`Internal error while querying datastore`; users never cause these.
@@ -288,6 +290,30 @@ pub trait MetadataStore: Send + Sync + 'static {
         name: &str,
         change: SubscriptionUpdate<'_>,
     ) -> WriteResult<(Subscription, bool)>;
+
+    // -- schemas --
+
+    /// Creates a schema with `seq` assigned; `AlreadyExists` if the name is
+    /// taken in the project, `NotFound` if the project is gone.
+    async fn create_schema(&self, schema: Schema) -> WriteResult<Schema>;
+    /// Looks a schema up by name.
+    async fn schema(&self, project: Uuid, name: &str) -> StoreResult<Option<Schema>>;
+    /// Looks a schema up by identity.
+    async fn schema_by_uuid(&self, project: Uuid, uuid: Uuid) -> StoreResult<Option<Schema>>;
+    /// The project's schemas, oldest first.
+    async fn list_schemas(&self, project: Uuid) -> StoreResult<Vec<Schema>>;
+    /// Replaces schema `name` (rename included); `AlreadyExists` if the new
+    /// name belongs to another schema, `NotFound` if it is gone.
+    async fn update_schema(&self, project: Uuid, name: &str, schema: Schema) -> WriteResult<()>;
+    /// Deletes a schema and, atomically, detaches it from every topic.
+    async fn delete_schema(&self, project: Uuid, name: &str) -> WriteResult<Schema>;
+    /// Attaches a schema to a topic (`None` detaches); `NotFound` if the topic is gone.
+    async fn set_topic_schema(
+        &self,
+        project: Uuid,
+        topic: &str,
+        schema: Option<Uuid>,
+    ) -> WriteResult<()>;
 
     // -- leases --
 

@@ -36,11 +36,10 @@ impl Ams {
             .transpose()
             .map_err(|_| Error::InvalidBody(Body::Request))?
             .unwrap_or_default();
-        if let Some(reference) = body.schema.filter(|s| !s.is_empty()) {
-            schema_name(&reference)?;
-            // Schemas arrive with their own issue; until then no reference resolves.
-            return Err(Error::SchemaNotFound);
-        }
+        let schema = match body.schema.filter(|s| !s.is_empty()) {
+            Some(reference) => Some(self.schema_reference(ctx, &reference).await?),
+            None => None,
+        };
         let topic = Topic {
             project: project.uuid,
             name: name.to_owned(),
@@ -48,17 +47,56 @@ impl Ams {
             created_on: self.now(),
             seq: 0,
             acl: Vec::new(),
+            schema,
         };
         match self.meta().create_topic(topic).await? {
-            Ok(topic) => Ok(topic_view(project, &topic)),
+            Ok(topic) => self.topic_view(project, &topic).await,
             Err(_) => Err(Error::TopicExists),
         }
+    }
+
+    /// `:attachSchema`: topic, then a body like create's; an empty body or no
+    /// `schema` detaches.
+    pub async fn attach_schema(
+        &self,
+        ctx: &Context,
+        name: &str,
+        body: Option<Result<wire::TopicCreate, DecodeError>>,
+    ) -> Result<()> {
+        self.topic(ctx, name).await?;
+        let body = body
+            .transpose()
+            .map_err(|_| Error::InvalidBody(Body::Request))?
+            .unwrap_or_default();
+        let schema = match body.schema.filter(|s| !s.is_empty()) {
+            Some(reference) => Some(self.schema_reference(ctx, &reference).await?),
+            None => None,
+        };
+        self.set_topic_schema(ctx, name, schema).await
+    }
+
+    /// `:detachSchema`.
+    pub async fn detach_schema(&self, ctx: &Context, name: &str) -> Result<()> {
+        self.topic(ctx, name).await?;
+        self.set_topic_schema(ctx, name, None).await
+    }
+
+    async fn set_topic_schema(
+        &self,
+        ctx: &Context,
+        name: &str,
+        schema: Option<Uuid>,
+    ) -> Result<()> {
+        self.meta()
+            .set_topic_schema(ctx.project().uuid, name, schema)
+            .await?
+            .map_err(|_| Error::TopicNotFound)
     }
 
     /// `GET …/topics/{topic}`.
     pub async fn show_topic(&self, ctx: &Context, name: &str) -> Result<wire::Topic> {
         let topic = self.topic(ctx, name).await?;
-        Ok(topic_view(ctx.project(), &topic))
+        self.topic_view(ctx.project(), &topic).await
     }
 
     /// `GET …/topics`: newest first, paginated.
@@ -72,8 +110,12 @@ impl Ams {
         page.acl_member = ctx.caller.listing_filter(Role::Publisher);
         let project = ctx.project();
         let page = self.meta().list_topics(project.uuid, page).await?;
+        let mut topics = Vec::with_capacity(page.items.len());
+        for t in &page.items {
+            topics.push(self.topic_view(project, t).await?);
+        }
         Ok(wire::TopicList {
-            topics: page.items.iter().map(|t| topic_view(project, t)).collect(),
+            topics,
             next_page_token: paging::token(page.next),
             total_size: page.total,
         })
@@ -119,39 +161,13 @@ impl Ams {
     }
 }
 
-/// Splits a `projects/{p}/schemas/{s}` reference and returns the schema name.
-fn schema_name(reference: &str) -> Result<&str> {
-    match reference.split('/').collect::<Vec<_>>().as_slice() {
-        ["projects", _, "schemas", name] => Ok(name),
-        _ => Err(Error::WrongSchemaName),
-    }
-}
-
-pub(crate) fn topic_view(project: &Project, t: &Topic) -> wire::Topic {
-    wire::Topic {
-        name: format!("/projects/{}/topics/{}", project.name, t.name),
-        schema: String::new(),
-        created_on: t.created_on.to_rfc3339_seconds(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_references() {
-        assert_eq!(schema_name("projects/P/schemas/s1").unwrap(), "s1");
-        for bad in [
-            "/projects/P/schemas/s1",
-            "projects/P/schemas",
-            "project/P/schemas/s",
-            "projects/P/schema/s",
-        ] {
-            assert!(
-                matches!(schema_name(bad), Err(Error::WrongSchemaName)),
-                "{bad}"
-            );
-        }
+impl Ams {
+    /// A topic as rendered, with its schema reference (contract §3.3).
+    pub(crate) async fn topic_view(&self, project: &Project, t: &Topic) -> Result<wire::Topic> {
+        Ok(wire::Topic {
+            name: format!("/projects/{}/topics/{}", project.name, t.name),
+            schema: self.schema_reference_of(project, t).await?,
+            created_on: t.created_on.to_rfc3339_seconds(),
+        })
     }
 }

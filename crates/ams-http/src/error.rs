@@ -42,7 +42,9 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::InvalidAuthorizationType
         | Error::InvalidPushType
         | Error::MattermostUrlEmpty
-        | Error::InvalidDeadLetterPolicy(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
+        | Error::InvalidDeadLetterPolicy(_)
+        | Error::InvalidSchemaType
+        | Error::SchemaValidation(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::InvalidBody(Body::Request) => (S::BAD_REQUEST, "BAD_REQUEST"),
         Error::InvalidBody(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::Unauthorized | Error::VerificationFailed(_) => (S::UNAUTHORIZED, "UNAUTHORIZED"),
@@ -59,7 +61,8 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         Error::ProjectExists
         | Error::TopicExists
         | Error::SubscriptionExists
-        | Error::UserExists => (S::CONFLICT, "ALREADY_EXISTS"),
+        | Error::UserExists
+        | Error::SchemaExists => (S::CONFLICT, "ALREADY_EXISTS"),
         Error::PushDisabled
         | Error::SubscriptionTopicMissing
         | Error::TimestampOutOfBounds
@@ -67,9 +70,11 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::NotHttpPush
         | Error::AlreadyVerified => (S::CONFLICT, "CONFLICT"),
         Error::MessageTooLarge | Error::BodyTooLarge => (S::PAYLOAD_TOO_LARGE, "INVALID_ARGUMENT"),
-        Error::NoAckPending | Error::WrongAck | Error::PushUnavailable | Error::Backend(_) => {
-            (S::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR")
-        }
+        Error::NoAckPending
+        | Error::WrongAck
+        | Error::PushUnavailable
+        | Error::SchemaUnloadable
+        | Error::Backend(_) => (S::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR"),
     };
     let message = match err {
         Error::InvalidBody(body) => match body {
@@ -85,6 +90,8 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
                 "Invalid ackDeadlineSeconds(needs value between 0 and 600) Arguments"
             }
             Body::Request => "Invalid Request Body",
+            Body::Schema => "Invalid Schema Arguments",
+            Body::SchemaPayload => "Invalid Schema Payload Arguments",
         }
         .to_owned(),
         // Backend details go to the log, never to the client.

@@ -31,6 +31,7 @@ pub mod projects;
 pub mod registrations;
 pub mod respond;
 pub mod routes;
+pub mod schemas;
 pub mod status;
 pub mod subscriptions;
 pub mod topics;

@@ -11,7 +11,7 @@ use ams_core::auth::Route;
 use http::Method;
 
 use crate::{
-    Call, Handled, members, projects, registrations, status, subscriptions, topics, users,
+    Call, Handled, members, projects, registrations, schemas, status, subscriptions, topics, users,
 };
 
 /// A route's handler.
@@ -91,6 +91,14 @@ table! {
     DELETE "/v1/projects/{project}/topics/{topic}" => TopicsDelete, topics::delete;
     POST "/v1/projects/{project}/topics/{topic}:publish" => TopicsPublish, topics::publish;
     POST "/v1/projects/{project}/topics/{topic}:modifyAcl" => TopicsModifyAcl, topics::modify_acl;
+    POST "/v1/projects/{project}/topics/{topic}:attachSchema" => TopicsAttachSchema, topics::attach_schema;
+    POST "/v1/projects/{project}/topics/{topic}:detachSchema" => TopicsDetachSchema, topics::detach_schema;
+    POST "/v1/projects/{project}/schemas/{schema}:validate" => SchemasValidateMessage, schemas::validate;
+    POST "/v1/projects/{project}/schemas/{schema}" => SchemasCreate, schemas::create;
+    GET "/v1/projects/{project}/schemas/{schema}" => SchemasShow, schemas::show;
+    GET "/v1/projects/{project}/schemas" => SchemasList, schemas::list;
+    PUT "/v1/projects/{project}/schemas/{schema}" => SchemasUpdate, schemas::update;
+    DELETE "/v1/projects/{project}/schemas/{schema}" => SchemasDelete, schemas::delete;
     GET "/v1/projects/{project}" => ProjectsShow, projects::show;
     POST "/v1/projects/{project}" => ProjectsCreate, projects::create;
     PUT "/v1/projects/{project}" => ProjectsUpdate, projects::update;

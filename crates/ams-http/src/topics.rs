@@ -70,3 +70,17 @@ pub async fn modify_acl(call: Call) -> Handled {
         .await?;
     Ok(respond::empty())
 }
+
+/// `POST …/topics/{topic}:attachSchema` (body optional: none detaches).
+pub async fn attach_schema(call: Call) -> Handled {
+    call.ams
+        .attach_schema(&call.ctx, topic(&call), call.optional_json())
+        .await?;
+    Ok(respond::empty())
+}
+
+/// `POST …/topics/{topic}:detachSchema`.
+pub async fn detach_schema(call: Call) -> Handled {
+    call.ams.detach_schema(&call.ctx, topic(&call)).await?;
+    Ok(respond::empty())
+}

@@ -18,7 +18,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use ams_core::model::{Cursor, CursorRefusal, Project, Registration, Subscription, Topic, User};
+use ams_core::model::{
+    Cursor, CursorRefusal, Project, Registration, Schema, Subscription, Topic, User,
+};
 use ams_core::storage::{
     Conflict, CursorUpdate, MetadataStore, Page, PageRequest, StoreError, StoreResult,
     SubscriptionUpdate, WriteDurability, WriteResult,
@@ -32,6 +34,7 @@ const TOPIC: u8 = b'T';
 const SUBSCRIPTION: u8 = b'S';
 const USER: u8 = b'U';
 const REGISTRATION: u8 = b'R';
+const SCHEMA: u8 = b'C';
 
 fn key(kind: u8, seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -108,6 +111,7 @@ struct State {
     project_uuids: HashMap<Uuid, u64>,
     topics: HashMap<Uuid, Items<Topic>>,
     subscriptions: HashMap<Uuid, Items<Subscription>>,
+    schemas: HashMap<Uuid, Items<Schema>>,
     users: BTreeMap<u64, User>,
     user_names: HashMap<String, u64>,
     user_uuids: HashMap<Uuid, u64>,
@@ -201,6 +205,31 @@ macro_rules! record {
 record!(Topic, TOPIC, topics);
 record!(Subscription, SUBSCRIPTION, subscriptions);
 
+impl Record for Schema {
+    const KIND: u8 = SCHEMA;
+    fn project(&self) -> Uuid {
+        self.project
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+    fn acl(&self) -> &[Uuid] {
+        &[]
+    }
+    fn all(st: &State) -> &HashMap<Uuid, Items<Self>> {
+        &st.schemas
+    }
+    fn all_mut(st: &mut State) -> &mut HashMap<Uuid, Items<Self>> {
+        &mut st.schemas
+    }
+}
+
 /// The embedded metadata store.
 pub struct EmbeddedMeta {
     db: fjall::Database,
@@ -238,6 +267,7 @@ impl EmbeddedMeta {
                 }
                 Some(&TOPIC) => decode::<Topic>(&v)?.mirror(&mut state),
                 Some(&SUBSCRIPTION) => decode::<Subscription>(&v)?.mirror(&mut state),
+                Some(&SCHEMA) => decode::<Schema>(&v)?.mirror(&mut state),
                 Some(&USER) => {
                     let user: User = decode(&v)?;
                     state.mirror_user(user);
@@ -452,9 +482,13 @@ impl MetadataStore for EmbeddedMeta {
             };
             let topics = st.topics.remove(&uuid).unwrap_or_default();
             let subs = st.subscriptions.remove(&uuid).unwrap_or_default();
+            let schemas = st.schemas.remove(&uuid).unwrap_or_default();
             // One atomic batch: a crash never leaves half a project behind.
             let mut batch = self.db.batch();
             batch.remove(&self.records, key(PROJECT, seq));
+            for s in schemas.by_seq.keys() {
+                batch.remove(&self.records, key(SCHEMA, *s));
+            }
             for s in topics.by_seq.keys() {
                 batch.remove(&self.records, key(TOPIC, *s));
             }
@@ -584,6 +618,107 @@ impl MetadataStore for EmbeddedMeta {
                 None => Err(Conflict::NotFound),
             },
         })
+    }
+
+    async fn create_schema(&self, schema: Schema) -> WriteResult<Schema> {
+        self.create(schema).await
+    }
+
+    async fn schema(&self, project: Uuid, name: &str) -> StoreResult<Option<Schema>> {
+        Ok(self.get(project, name))
+    }
+
+    async fn schema_by_uuid(&self, project: Uuid, uuid: Uuid) -> StoreResult<Option<Schema>> {
+        let st = self.state.read();
+        Ok(st
+            .schemas
+            .get(&project)
+            .and_then(|items| items.by_seq.values().find(|s| s.uuid == uuid).cloned()))
+    }
+
+    async fn list_schemas(&self, project: Uuid) -> StoreResult<Vec<Schema>> {
+        let st = self.state.read();
+        Ok(st
+            .schemas
+            .get(&project)
+            .map(|items| items.by_seq.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn update_schema(&self, project: Uuid, name: &str, schema: Schema) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(items) = st.schemas.get_mut(&project) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let Some(seq) = items.by_name.get(name).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            if schema.name != name && items.by_name.contains_key(&schema.name) {
+                return Ok(Err(Conflict::AlreadyExists));
+            }
+            let schema = Schema { seq, ..schema };
+            self.put(SCHEMA, seq, &schema)?;
+            items.by_name.remove(name);
+            items.by_name.insert(schema.name.clone(), seq);
+            items.by_seq.insert(seq, schema);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
+    async fn delete_schema(&self, project: Uuid, name: &str) -> WriteResult<Schema> {
+        let removed = {
+            let mut st = self.state.write();
+            let Some(seq) = st
+                .schemas
+                .get(&project)
+                .and_then(|items| items.by_name.get(name).copied())
+            else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let uuid = st.schemas[&project].by_seq[&seq].uuid;
+            // The schema and every topic's link to it go in one atomic batch.
+            let mut batch = self.db.batch();
+            batch.remove(&self.records, key(SCHEMA, seq));
+            let mut unlinked = Vec::new();
+            if let Some(topics) = st.topics.get(&project) {
+                for t in topics.by_seq.values().filter(|t| t.schema == Some(uuid)) {
+                    let t = Topic {
+                        schema: None,
+                        ..t.clone()
+                    };
+                    batch.insert(&self.records, key(TOPIC, t.seq), encode(&t)?);
+                    unlinked.push(t);
+                }
+            }
+            batch.commit().map_err(fail("delete schema"))?;
+            if let Some(topics) = st.topics.get_mut(&project) {
+                for t in unlinked {
+                    topics.by_seq.insert(t.seq, t);
+                }
+            }
+            let items = st.schemas.get_mut(&project).expect("checked above");
+            items.by_name.remove(name);
+            items.by_seq.remove(&seq)
+        };
+        self.settle(WriteDurability::Tier).await?;
+        Ok(removed.ok_or(Conflict::NotFound))
+    }
+
+    async fn set_topic_schema(
+        &self,
+        project: Uuid,
+        topic: &str,
+        schema: Option<Uuid>,
+    ) -> WriteResult<()> {
+        let outcome = self
+            .modify(project, topic, WriteDurability::Tier, |t: &mut Topic| {
+                t.schema = schema;
+                Ok::<(), Conflict>(())
+            })
+            .await?;
+        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
     }
 
     async fn acquire_lease(

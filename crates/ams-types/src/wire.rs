@@ -669,6 +669,40 @@ pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
+/// Schema create/update body (contract §8): any subset on update.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SchemaBody {
+    /// Update only: `projects/{p}/schemas/{new name}`.
+    pub name: Option<String>,
+    /// `json` or `avro`, any case.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The schema document (a JSON object).
+    pub schema: Option<serde_json::Value>,
+}
+
+/// A schema (contract §3.5, 1-space indented).
+#[derive(Debug, Serialize)]
+pub struct Schema {
+    /// Identity.
+    pub uuid: String,
+    /// `projects/{p}/schemas/{s}` (no leading slash).
+    pub name: String,
+    /// `json` or `avro`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The document, keys sorted at every level.
+    pub schema: serde_json::Value,
+}
+
+/// `GET …/schemas`.
+#[derive(Debug, Serialize)]
+pub struct SchemaList {
+    /// Oldest first.
+    pub schemas: Vec<Schema>,
+}
+
 /// `GET /v1/status` (1-space indented).
 #[derive(Debug, Serialize)]
 pub struct HealthStatus {

@@ -126,6 +126,13 @@ async fn fixtures(app: &TestApp) -> Fixture {
     }
     app.set_acl("P", "topics", "t", &["pub"]).await;
     app.set_acl("P", "subscriptions", "s", &["con"]).await;
+    let r = app
+        .post(
+            "/v1/projects/P/schemas/sc",
+            r#"{"type":"json","schema":{"type":"object"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     app.publish("P", "t", &["m"]).await;
     let (ack_ids, _) = app.pull("P", "s", 1).await;
     assert_eq!(ack_ids, ["projects/P/subscriptions/s:0"]);
@@ -163,7 +170,15 @@ fn request(route: Route, pattern: &str, f: &Fixture) -> (String, Option<&'static
         .replace("{subscription}", sub)
         .replace("{user}", user)
         .replace("{uuid}", uuid)
-        .replace("{token}", &f.target_token);
+        .replace("{token}", &f.target_token)
+        .replace(
+            "{schema}",
+            if route == Route::SchemasCreate {
+                "sc2"
+            } else {
+                "sc"
+            },
+        );
     assert!(!path.contains('{'), "unfilled variable in {pattern}");
     let body = match route {
         Route::UsersByToken
@@ -193,7 +208,15 @@ fn request(route: Route, pattern: &str, f: &Fixture) -> (String, Option<&'static
         | Route::TopicsAcl
         | Route::TopicsShow
         | Route::TopicsCreate
-        | Route::TopicsDelete => None,
+        | Route::TopicsDelete
+        | Route::TopicsDetachSchema
+        | Route::SchemasShow
+        | Route::SchemasList
+        | Route::SchemasDelete => None,
+        Route::TopicsAttachSchema => Some(r#"{"schema":"projects/P/schemas/sc"}"#),
+        Route::SchemasValidateMessage => Some(r#"{"any":"object"}"#),
+        Route::SchemasCreate => Some(r#"{"type":"json","schema":{"type":"object"}}"#),
+        Route::SchemasUpdate => Some(r#"{"type":"json"}"#),
         Route::SubscriptionsTimeToOffset => {
             path.push_str("?time=2024-01-01T10:00:00.000Z");
             None
@@ -354,6 +377,10 @@ fn projects_family(p: &str) -> bool {
         && !p.contains("/topics")
         && !p.contains("/subscriptions")
         && !p.contains("/members")
+        && !p.contains("/schemas")
+}
+fn schemas_family(p: &str) -> bool {
+    p.contains("/schemas")
 }
 fn members_family(p: &str) -> bool {
     p.contains("/members")
@@ -376,6 +403,7 @@ const FAMILIES: &[fn(&str) -> bool] = &[
     registrations_family,
     projects_family,
     members_family,
+    schemas_family,
     topics_family,
     subscriptions_family,
 ];
@@ -412,6 +440,12 @@ async fn matrix_projects() {
 async fn matrix_members() {
     matrix(members_family).await;
     unknown_projects(members_family).await;
+}
+
+#[tokio::test]
+async fn matrix_schemas() {
+    matrix(schemas_family).await;
+    unknown_projects(schemas_family).await;
 }
 
 #[tokio::test]
