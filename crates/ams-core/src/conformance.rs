@@ -42,7 +42,7 @@ macro_rules! conformance_tests {
             persistence_across_reopen, log_offsets_are_dense_under_concurrency,
             log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list,
             users, deleting_a_user_scrubs_acls, registrations, identity_persists_across_reopen,
-            subscription_settings_updates, leases);
+            subscription_settings_updates, leases, schemas);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -995,4 +995,114 @@ pub async fn leases(b: &impl Backend, dir: &Path) {
     );
     meta.release_lease("k", "b").await.unwrap();
     assert!(meta.acquire_lease("k", "a", 3001, 5000).await.unwrap());
+}
+
+/// Schemas: uniqueness per project, lookups, rename, topic links that a
+/// delete removes atomically, persistence, and removal with the project.
+pub async fn schemas(b: &impl Backend, dir: &Path) {
+    use crate::model::{Schema, SchemaKind};
+    let schema = |project: Uuid, name: &str| Schema {
+        uuid: Uuid::new_v4(),
+        project,
+        name: name.into(),
+        kind: SchemaKind::Json,
+        body: r#"{"type":"object"}"#.into(),
+        seq: 0,
+    };
+    let (p, a) = {
+        let (meta, _log) = b.open(dir).await;
+        let p = seed(meta.as_ref(), "t", "s").await;
+        let a = meta
+            .create_schema(schema(p.uuid, "a"))
+            .await
+            .unwrap()
+            .unwrap();
+        let bb = meta
+            .create_schema(schema(p.uuid, "b"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            meta.create_schema(schema(p.uuid, "a"))
+                .await
+                .unwrap()
+                .map(|_| ()),
+            Err(Conflict::AlreadyExists)
+        );
+        assert_eq!(
+            meta.create_schema(schema(Uuid::new_v4(), "a"))
+                .await
+                .unwrap()
+                .map(|_| ()),
+            Err(Conflict::NotFound),
+            "no project"
+        );
+        let names: Vec<String> = meta
+            .list_schemas(p.uuid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["a", "b"], "oldest first");
+        assert_eq!(
+            meta.update_schema(
+                p.uuid,
+                "a",
+                Schema {
+                    name: "b".into(),
+                    ..a.clone()
+                }
+            )
+            .await
+            .unwrap(),
+            Err(Conflict::AlreadyExists)
+        );
+        meta.update_schema(
+            p.uuid,
+            "a",
+            Schema {
+                name: "a2".into(),
+                ..a.clone()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(meta.schema(p.uuid, "a").await.unwrap().is_none());
+        assert_eq!(
+            meta.schema_by_uuid(p.uuid, a.uuid)
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "a2"
+        );
+        meta.set_topic_schema(p.uuid, "t", Some(bb.uuid))
+            .await
+            .unwrap()
+            .unwrap();
+        meta.delete_schema(p.uuid, "b").await.unwrap().unwrap();
+        assert_eq!(meta.topic(p.uuid, "t").await.unwrap().unwrap().schema, None);
+        meta.set_topic_schema(p.uuid, "t", Some(a.uuid))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            meta.set_topic_schema(p.uuid, "nope", None).await.unwrap(),
+            Err(Conflict::NotFound)
+        );
+        (p, a)
+    };
+    let (meta, _log) = b.open(dir).await;
+    assert_eq!(
+        meta.schema(p.uuid, "a2").await.unwrap().unwrap().uuid,
+        a.uuid
+    );
+    assert_eq!(
+        meta.topic(p.uuid, "t").await.unwrap().unwrap().schema,
+        Some(a.uuid)
+    );
+    meta.delete_project(p.uuid).await.unwrap().unwrap();
+    assert!(meta.list_schemas(p.uuid).await.unwrap().is_empty());
 }

@@ -15,6 +15,7 @@ mod push_flows;
 mod receiver;
 mod registrations;
 mod retention;
+mod schemas;
 mod smoke;
 mod status;
 mod subscriptions;
