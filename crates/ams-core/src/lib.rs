@@ -13,7 +13,7 @@
 //! * [`push`]: push configuration, verification, the push worker, dead
 //!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
 //! * [`schemas`]: JSON Schema / AVRO schemas and publish-time validation.
-//! * [`status`]: the `/v1/status` health report.
+//! * [`status`], [`version`]: the `/v1/status` health report and `/v1/version`.
 //! * [`paging`]: newest-first pagination tokens.
 //! * [`model`]: stored records and the cursor state machine.
 //! * [`storage`]: the backend traits ([`MessageLog`], [`MetadataStore`]).
@@ -43,6 +43,7 @@ pub mod storage;
 pub mod subscriptions;
 pub mod topics;
 pub mod users;
+pub mod version;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -70,6 +71,8 @@ pub struct Settings {
     /// Token of the user acting as push worker (contract §7.6); `None` makes
     /// the built-in pusher an internal principal.
     pub push_worker_token: Option<String>,
+    /// Reported as `hostname` by `/v1/version` (config `proxy_hostname`).
+    pub proxy_hostname: String,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             push_enabled: false,
             push_allow_http: false,
             push_worker_token: None,
+            proxy_hostname: String::new(),
         }
     }
 }

@@ -99,6 +99,7 @@ table! {
     GET "/v1/projects/{project}/schemas" => SchemasList, schemas::list;
     PUT "/v1/projects/{project}/schemas/{schema}" => SchemasUpdate, schemas::update;
     DELETE "/v1/projects/{project}/schemas/{schema}" => SchemasDelete, schemas::delete;
+    GET "/v1/version" => VersionList, status::version;
     GET "/v1/projects/{project}" => ProjectsShow, projects::show;
     POST "/v1/projects/{project}" => ProjectsCreate, projects::create;
     PUT "/v1/projects/{project}" => ProjectsUpdate, projects::update;

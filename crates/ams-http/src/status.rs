@@ -1,4 +1,5 @@
-//! `GET /v1/status` (open route: the domain checks the token for `details`).
+//! `GET /v1/status` and `GET /v1/version` (open routes: the domain reads the
+//! token for `details` and `release`).
 
 use ams_types::json::Layout;
 
@@ -12,4 +13,10 @@ pub async fn health(call: Call) -> Handled {
         .health_status(details, call.token.as_deref())
         .await?;
     Ok(respond::json(&status, Layout::Indent1))
+}
+
+/// `GET /v1/version`.
+pub async fn version(call: Call) -> Handled {
+    let version = call.ams.version(call.token.as_deref()).await?;
+    Ok(respond::json(&version, Layout::Indent1))
 }

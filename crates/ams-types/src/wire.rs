@@ -703,6 +703,30 @@ pub struct SchemaList {
     pub schemas: Vec<Schema>,
 }
 
+/// `GET /v1/version` (1-space indented).
+#[derive(Debug, Serialize)]
+pub struct Version {
+    /// When the binary was built (UTC).
+    pub build_time: String,
+    /// The toolchain (`rustc x.y.z …`; the original reports its Go version here).
+    pub golang: String,
+    /// `rustc`.
+    pub compiler: String,
+    /// Operating system.
+    pub os: String,
+    /// CPU architecture.
+    pub architecture: String,
+    /// The release; only for admin users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The host's distribution, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distro: Option<String>,
+    /// The configured `proxy_hostname`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
 /// `GET /v1/status` (1-space indented).
 #[derive(Debug, Serialize)]
 pub struct HealthStatus {

@@ -159,6 +159,9 @@ pub struct ServeArgs {
     /// Lease of a node on a push subscription, in seconds [default: 30].
     #[arg(long, env = "AMS_PUSH_LEASE_SECONDS")]
     pub push_lease_seconds: Option<u64>,
+    /// Host name reported by `/v1/version` [default: none].
+    #[arg(long, env = "AMS_PROXY_HOSTNAME")]
+    pub proxy_hostname: Option<String>,
 }
 
 /// Push settings (contract §7, §10).
@@ -213,6 +216,8 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Push subscriptions and the built-in pusher.
     pub push: PushConfig,
+    /// Reported as `hostname` by `/v1/version`.
+    pub proxy_hostname: String,
     /// Warnings to log once logging is up (ignored keys and the like).
     pub warnings: Vec<String>,
 }
@@ -360,6 +365,11 @@ impl Config {
             retention_max_bytes: retention_bytes,
             segment_bytes,
             push,
+            proxy_hostname: args
+                .proxy_hostname
+                .clone()
+                .or(file.proxy_hostname)
+                .unwrap_or_default(),
             warnings,
         })
     }
@@ -462,6 +472,7 @@ struct FileConfig {
     push_ca_file: Option<PathBuf>,
     push_timeout_ms: Option<u64>,
     push_lease_seconds: Option<u64>,
+    proxy_hostname: Option<String>,
     warnings: Vec<String>,
 }
 
@@ -483,7 +494,7 @@ const PUSH_SERVER_KEYS: &[&str] = &[
 ];
 
 /// Keys of the original that are accepted now and used by later features.
-const RESERVED_KEYS: &[&str] = &["log_facilities", "proxy_hostname"];
+const RESERVED_KEYS: &[&str] = &["log_facilities"];
 
 fn bad(key: &'static str, expected: &str, got: &Value) -> ConfigError {
     ConfigError::BadValue {
@@ -579,6 +590,7 @@ impl FileConfig {
                 "push_lease_seconds" => {
                     cfg.push_lease_seconds = Some(unsigned("push_lease_seconds", v)?)
                 }
+                "proxy_hostname" => cfg.proxy_hostname = Some(string("proxy_hostname", v)?),
                 k if PUSH_SERVER_KEYS.contains(&k) => cfg.warnings.push(format!(
                     "config key `{k}` is ignored: push is delivered by this server itself"
                 )),

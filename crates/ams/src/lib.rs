@@ -90,6 +90,7 @@ impl Application {
                 push_enabled: config.push.enabled,
                 push_allow_http: config.push.allow_http,
                 push_worker_token: config.push.worker_token.clone(),
+                proxy_hostname: config.proxy_hostname.clone(),
                 ..Settings::default()
             },
         );

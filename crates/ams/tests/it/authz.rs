@@ -392,9 +392,9 @@ fn subscriptions_family(p: &str) -> bool {
     p.contains("/subscriptions") && !p.contains("/topics")
 }
 
-/// Service routes (`/v1/status`): open, with their own tests in `status.rs`.
+/// Service routes (`/v1/status`, `/v1/version`): open, with their own tests in `status.rs`.
 fn service_family(p: &str) -> bool {
-    p == "/v1/status"
+    p == "/v1/status" || p == "/v1/version"
 }
 
 const FAMILIES: &[fn(&str) -> bool] = &[

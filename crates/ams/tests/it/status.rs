@@ -58,3 +58,44 @@ async fn details_need_an_admin_user_with_the_inverted_codes() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["push_servers"][0]["status"], "SERVING");
 }
+
+#[tokio::test]
+async fn version_shows_the_release_only_to_admin_users() {
+    let app = spawn_with(|c| c.proxy_hostname = "ams.example.org".into()).await;
+    let viewer = app.service_user_token("viewer", &["admin_viewer"]).await;
+    let plain = app.service_user_token("plain", &["metrics_viewer"]).await;
+    let keys =
+        |r: &Resp| -> Vec<String> { r.json().as_object().unwrap().keys().cloned().collect() };
+    let r = app.call_as("GET", "/v1/version", None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("{\n \"build_time\": \""), "{}", r.body);
+    let v = r.json();
+    assert!(v["golang"].as_str().unwrap().starts_with("rustc "), "{v}");
+    assert_eq!(v["compiler"], "rustc");
+    assert_eq!(v["os"], std::env::consts::OS);
+    assert_eq!(v["architecture"], std::env::consts::ARCH);
+    assert_eq!(v["hostname"], "ams.example.org");
+    assert!(!keys(&r).contains(&"release".to_string()));
+    // Neither the service token nor a user without the admin roles sees it.
+    for token in [app.token.as_str(), plain.as_str()] {
+        let r = app.call_as("GET", "/v1/version", None, Some(token)).await;
+        assert!(!keys(&r).contains(&"release".to_string()), "{}", r.body);
+    }
+    let r = app.call_as("GET", "/v1/version", None, Some(&viewer)).await;
+    assert_eq!(r.json()["release"], env!("CARGO_PKG_VERSION"));
+    let order = keys(&r);
+    let want: Vec<&str> = [
+        "build_time",
+        "golang",
+        "compiler",
+        "os",
+        "architecture",
+        "release",
+        "distro",
+        "hostname",
+    ]
+    .into_iter()
+    .filter(|k| order.iter().any(|o| o == k))
+    .collect();
+    assert_eq!(order, want, "key order");
+}
