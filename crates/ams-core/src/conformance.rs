@@ -42,7 +42,7 @@ macro_rules! conformance_tests {
             persistence_across_reopen, log_offsets_are_dense_under_concurrency,
             log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list,
             users, deleting_a_user_scrubs_acls, registrations, identity_persists_across_reopen,
-            subscription_settings_updates, leases, schemas);
+            subscription_settings_updates, leases, schemas, memberships_added_atomically);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -1105,4 +1105,35 @@ pub async fn schemas(b: &impl Backend, dir: &Path) {
     );
     meta.delete_project(p.uuid).await.unwrap().unwrap();
     assert!(meta.list_schemas(p.uuid).await.unwrap().is_empty());
+}
+
+/// `add_membership`: adds a role-less membership once, keeps every other field
+/// of the user as it is in the store (a concurrent token change survives).
+pub async fn memberships_added_atomically(b: &impl Backend, dir: &Path) {
+    let (meta, _log) = b.open(dir).await;
+    let p = seed(meta.as_ref(), "t", "s").await;
+    let user = User::new("w", "a".repeat(64), Timestamp::from_secs(1), None);
+    let user = meta.create_user(user).await.unwrap().unwrap();
+    // Someone refreshes the token after the caller read the user.
+    let refreshed = User {
+        token: "b".repeat(64),
+        ..user.clone()
+    };
+    meta.update_user(refreshed).await.unwrap().unwrap();
+    meta.add_membership(user.uuid, p.uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    meta.add_membership(user.uuid, p.uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = meta.user_by_uuid(user.uuid).await.unwrap().unwrap();
+    assert_eq!(now.token, "b".repeat(64));
+    assert_eq!(now.projects.len(), 1);
+    assert!(now.projects[0].roles.is_empty());
+    assert_eq!(
+        meta.add_membership(Uuid::new_v4(), p.uuid).await.unwrap(),
+        Err(Conflict::NotFound)
+    );
 }

@@ -19,7 +19,7 @@ use crate::Ams;
 use crate::auth::{Caller, Context, Role};
 use crate::error::{Body, Error, Result};
 use crate::model::CursorRefusal;
-use crate::model::{DeadLetter, Membership, Project, Push, PushKind, RetryPolicy, Subscription};
+use crate::model::{DeadLetter, Project, Push, PushKind, RetryPolicy, Subscription};
 use crate::storage::{LogRef, NewMessage, WriteDurability};
 use crate::users::new_token;
 
@@ -245,9 +245,10 @@ impl Ams {
                 worker,
             )
         };
+        // `None`: leave the stored policy as it is at write time.
         let dead_letter = match &body.dead_letter_policy {
-            None => sub.dead_letter.clone(),
-            Some(policy) => self.dead_letter_of(ctx, Some(policy), &sub.topic).await?,
+            None => None,
+            Some(policy) => Some(self.dead_letter_of(ctx, Some(policy), &sub.topic).await?),
         };
         let worker_id = worker.as_ref().map(|w| w.uuid);
         let (updated, _) = self
@@ -255,7 +256,9 @@ impl Ams {
             .update_subscription(ctx.project().uuid, name, &mut |s: &mut Subscription| {
                 let was_active = s.push_active();
                 s.push = input.clone().map(|i| modified_push(s.push.as_ref(), i));
-                s.dead_letter = dead_letter.clone();
+                if let Some(policy) = &dead_letter {
+                    s.dead_letter = policy.clone();
+                }
                 let active = s.push_active();
                 if let Some(w) = worker_id {
                     adjust_acl(&mut s.acl, w, was_active, active);
@@ -309,6 +312,7 @@ impl Ams {
                     p.kind == PushKind::HttpEndpoint
                         && p.endpoint == endpoint
                         && p.verification_hash == hash
+                        && !p.verified
                 }) else {
                     return false;
                 };
@@ -321,31 +325,32 @@ impl Ams {
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?;
         if !changed {
-            return Err(Error::VerificationFailed(
-                "The push configuration changed during verification".into(),
-            ));
+            // A concurrent verification won, or the endpoint changed meanwhile.
+            return Err(match &updated.push {
+                Some(p) if p.verified && p.endpoint == endpoint => Error::AlreadyVerified,
+                _ => Error::VerificationFailed(
+                    "The push configuration changed during verification".into(),
+                ),
+            });
         }
+        self.notify_push(ctx.project().uuid, name);
         if let Some(worker) = worker.filter(|_| updated.push_active()) {
             self.add_push_worker_member(ctx.project(), worker).await?;
         }
-        self.notify_push(ctx.project().uuid, name);
         Ok(())
     }
 
-    /// Adds the push worker to the project as a role-less member (contract §7.6).
+    /// Adds the push worker to the project as a role-less member (contract §7.6),
+    /// atomically: a concurrent change of the user (a token refresh) is kept.
     async fn add_push_worker_member(
         &self,
         project: &Project,
-        mut worker: crate::model::User,
+        worker: crate::model::User,
     ) -> Result<()> {
-        if worker.membership(project.uuid).is_some() {
-            return Ok(());
-        }
-        worker.projects.push(Membership {
-            project: project.uuid,
-            roles: Vec::new(),
-        });
-        self.replace_user(&worker).await
+        self.meta()
+            .add_membership(worker.uuid, project.uuid)
+            .await?
+            .map_err(|_| Error::PushUnavailable)
     }
 
     /// Tells the pusher that a subscription's push state may have changed.
@@ -409,12 +414,27 @@ impl Ams {
     /// configured push worker, or an internal principal with the `push_worker`
     /// role when none is configured.
     pub async fn push_context(&self, project: Project) -> Result<Context> {
-        let user = self.push_worker().await?.map(|u| u.uuid);
-        Ok(Context {
-            caller: Caller {
-                user,
+        let caller = match self.push_worker().await? {
+            // The configured user acts with the roles it really has: without
+            // `push_worker` its pulls are refused, as the original's would be.
+            Some(user) => Caller {
+                user: Some(user.uuid),
+                roles: user
+                    .membership(project.uuid)
+                    .map(|m| m.roles.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .chain(&user.service_roles)
+                    .filter_map(|r| Role::parse(r))
+                    .collect(),
+            },
+            None => Caller {
+                user: None,
                 roles: vec![Role::PushWorker],
             },
+        };
+        Ok(Context {
+            caller,
             project: Some(project),
         })
     }
@@ -486,11 +506,12 @@ impl Ams {
         Ok(self.meta().release_lease(key, holder).await?)
     }
 
-    /// Publishes `messages` (as pulled from subscription `name`) to the
-    /// subscription's dead-letter topic, with attributes saying where they came
-    /// from and why, then acknowledges them on the subscription through
-    /// [`Ams::acknowledge`]. Returns `false` if the subscription has no
-    /// dead-letter policy any more.
+    /// Publishes `messages` (as pulled from subscription `name`, starting at
+    /// its committed offset) to the subscription's dead-letter topic, with
+    /// attributes saying where they came from and why, then moves the
+    /// committed offset past them. Returns `false` if the subscription has no
+    /// dead-letter policy any more or its cursor moved. Publishing comes first,
+    /// so a crash in between repeats a dead letter rather than losing it.
     pub async fn dead_letter(
         &self,
         ctx: &Context,
@@ -500,23 +521,21 @@ impl Ams {
         reason: &str,
     ) -> Result<bool> {
         let sub = self.subscription(ctx, name).await?;
-        let Some(last) = messages.last() else {
+        let offset = |r: &wire::ReceivedMessage| r.message.message_id.parse::<u64>().ok();
+        let (Some(first), Some(last)) = (
+            messages.first().and_then(offset),
+            messages.last().and_then(offset),
+        ) else {
             return Ok(false);
         };
-        if !self
-            .publish_dead_letters(ctx, &sub, messages, attempts, reason)
-            .await?
+        if sub.cursor.offset != first
+            || !self
+                .publish_dead_letters(ctx, &sub, messages, attempts, reason)
+                .await?
         {
             return Ok(false);
         }
-        self.acknowledge(
-            ctx,
-            name,
-            Ok(wire::Acknowledge {
-                ack_ids: Some(vec![last.ack_id.clone()]),
-            }),
-        )
-        .await?;
+        self.skip_past(&sub, first, last + 1).await?;
         Ok(true)
     }
 
@@ -532,10 +551,17 @@ impl Ams {
         topic: &crate::model::Topic,
     ) -> Result<Subscription> {
         let attempts = sub.cursor.deliveries;
-        if sub
-            .dead_letter
-            .as_ref()
-            .is_none_or(|p| attempts < p.max_delivery_attempts)
+        // Only once the latest delivery also went unacknowledged past its
+        // deadline: consumers pulling side by side are not failures.
+        let expired = sub
+            .cursor
+            .pending_since
+            .is_none_or(|at| self.now().secs().saturating_sub(at) > sub.ack_deadline);
+        if !expired
+            || sub
+                .dead_letter
+                .as_ref()
+                .is_none_or(|p| attempts < p.max_delivery_attempts)
         {
             return Ok(sub);
         }
@@ -562,20 +588,28 @@ impl Ams {
                 Err(e) => return Err(e),
             }
         }
+        self.skip_past(&sub, offset, offset + 1).await?;
+        self.subscription(ctx, &sub.name).await
+    }
+
+    /// Moves the committed offset from `from` to `to` unless it moved
+    /// meanwhile (an acknowledgement or seek won: nothing to skip). Not
+    /// subject to the ack deadline: dead-lettered messages leave the
+    /// subscription however long their delivery took.
+    async fn skip_past(&self, sub: &Subscription, from: u64, to: u64) -> Result<()> {
         self.meta()
             .update_cursor(sub.project, &sub.name, WriteDurability::Tier, &mut |c| {
-                if c.offset == offset && c.deliveries == attempts {
-                    c.seek(offset + 1);
+                if c.offset == from {
+                    c.seek(to);
                     Ok(())
                 } else {
-                    // Acknowledged or moved meanwhile: nothing to skip.
                     Err(CursorRefusal::Moved)
                 }
             })
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?
             .ok();
-        self.subscription(ctx, &sub.name).await
+        Ok(())
     }
 
     /// Publishes `messages` of `sub` to its dead-letter topic; `false` if it

@@ -361,6 +361,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// `AlreadyExists` if the new name belongs to another user, `NotFound` if gone.
     async fn update_user(&self, user: User) -> WriteResult<()>;
     /// Deletes a user, removing its UUID from every topic and subscription ACL in
+    /// Makes `user` a member of `project` without roles unless it already is
+    /// one, atomically with respect to other changes of the user (the push
+    /// worker joins the projects of the subscriptions it delivers this way).
+    async fn add_membership(&self, user: Uuid, project: Uuid) -> WriteResult<()>;
     /// the same atomic write; returns the deleted user.
     async fn delete_user(&self, uuid: Uuid) -> WriteResult<User>;
 

@@ -91,12 +91,34 @@ pub enum Failure {
     NotBase64(String),
 }
 
-/// Delivers one pulled batch to the subscription's endpoint or webhook.
+/// Reads at most `limit` bytes of a response body (the rest is not read).
+pub async fn read_at_most(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// Bytes of a delivery's answer read (and dropped) so that the connection can
+/// be reused; a longer answer closes it instead.
+const ANSWER_DRAIN_MAX: usize = 64 << 10;
+
+/// Delivers one pulled batch to the subscription's endpoint or webhook, each
+/// request bounded by `timeout`.
 pub async fn deliver(
     client: &reqwest::Client,
     push: &Push,
     subscription: &str,
     received: &[wire::ReceivedMessage],
+    timeout: Duration,
 ) -> Result<(), Failure> {
     let mut messages: Vec<wire::Message> = received.iter().map(|r| r.message.clone()).collect();
     if push.base64_decode {
@@ -136,6 +158,7 @@ pub async fn deliver(
             };
             let mut request = client
                 .post(&push.endpoint)
+                .timeout(timeout)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
             if !push.authorization_value.is_empty() {
@@ -158,6 +181,7 @@ pub async fn deliver(
                 );
                 let request = client
                     .post(&push.mattermost_url)
+                    .timeout(timeout)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body);
                 send(request, &[200]).await?;
@@ -173,8 +197,7 @@ async fn send(request: reqwest::RequestBuilder, success: &[u16]) -> Result<(), F
         .await
         .map_err(|e| Failure::Transport(error_text(&e.without_url())))?;
     let status = response.status().as_u16();
-    // Drain the body so that the connection can be reused.
-    let _ = response.bytes().await;
+    let _ = read_at_most(response, ANSWER_DRAIN_MAX).await;
     if success.contains(&status) {
         Ok(())
     } else {

@@ -39,6 +39,9 @@ mod worker;
 
 pub use deliver::{ClientError, ClientOptions};
 
+/// Bytes of a verification answer read at most (a hash is 64).
+const VERIFICATION_BODY_MAX: usize = 1024;
+
 /// A subscription, by project UUID and name.
 pub(crate) type Key = (Uuid, String);
 
@@ -121,10 +124,9 @@ impl PushGateway for Pusher {
         if response.status() != reqwest::StatusCode::OK {
             return Err(VerifyFailure::Status(response.status().as_u16()));
         }
-        response
-            .bytes()
+        // A hash is 64 characters: a longer answer is wrong however long it is.
+        deliver::read_at_most(response, VERIFICATION_BODY_MAX)
             .await
-            .map(|b| b.to_vec())
             .map_err(|e| VerifyFailure::Transport(deliver::error_text(&e)))
     }
 
@@ -149,8 +151,17 @@ impl PushGateway for Pusher {
 struct Running {
     /// Wakes the worker to re-read its subscription.
     changed: Arc<Notify>,
+    /// Set by the worker once it decided to stop: a wake-up sent after that
+    /// would be lost, so the supervisor starts a new worker instead.
+    exiting: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+}
+
+impl Running {
+    fn alive(&self) -> bool {
+        !self.handle.is_finished() && !self.exiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Keeps one worker per active push subscription this node may deliver.
@@ -171,8 +182,16 @@ async fn supervise(
                 workers.retain(|_, w| !w.handle.is_finished());
                 match pusher.ams.active_push_subscriptions().await {
                     Ok(keys) => {
+                        let active: std::collections::HashSet<&Key> = keys.iter().collect();
+                        // Workers of subscriptions gone without a notice (a
+                        // deleted project) re-read theirs and stop.
+                        for (key, w) in &workers {
+                            if !active.contains(key) {
+                                w.changed.notify_one();
+                            }
+                        }
                         for key in keys {
-                            if !workers.contains_key(&key) {
+                            if !workers.get(&key).is_some_and(Running::alive) {
                                 ensure(&pusher, &mut workers, key, &shutdown);
                             }
                         }
@@ -202,22 +221,27 @@ fn ensure(
     key: Key,
     shutdown: &CancellationToken,
 ) {
-    if let Some(w) = workers.get(&key).filter(|w| !w.handle.is_finished()) {
+    if let Some(w) = workers.get(&key).filter(|w| w.alive()) {
         w.changed.notify_one();
         return;
     }
     let changed = Arc::new(Notify::new());
+    let exiting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cancel = shutdown.child_token();
     let handle = tokio::spawn(worker::run(
         pusher.clone(),
         key.clone(),
-        changed.clone(),
-        cancel.clone(),
+        worker::Signals {
+            changed: changed.clone(),
+            exiting: exiting.clone(),
+            cancel: cancel.clone(),
+        },
     ));
     workers.insert(
         key,
         Running {
             changed,
+            exiting,
             cancel,
             handle,
         },

@@ -4,8 +4,10 @@
 //! keeps failing is dead-lettered when the subscription has a policy for it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -27,18 +29,28 @@ enum Cycle {
     Empty,
     /// Something failed; the status line says what.
     Failed,
-    /// The subscription is gone or no longer pushed.
+    /// The subscription is gone: the next load confirms it and stops.
     Stop,
+}
+
+/// How the supervisor reaches a worker.
+pub(crate) struct Signals {
+    /// Re-read the subscription (its settings changed, or it may be gone).
+    pub(crate) changed: Arc<Notify>,
+    /// Set by the worker when it decided to stop (see `Running`).
+    pub(crate) exiting: Arc<AtomicBool>,
+    /// Stop now (shutdown): an unacknowledged delivery is simply repeated later.
+    pub(crate) cancel: CancellationToken,
 }
 
 /// Runs until the subscription stops being an active push subscription, the
 /// lease is lost, or `cancel` fires.
-pub(crate) async fn run(
-    pusher: Arc<Pusher>,
-    key: Key,
-    changed: Arc<Notify>,
-    cancel: CancellationToken,
-) {
+pub(crate) async fn run(pusher: Arc<Pusher>, key: Key, signals: Signals) {
+    let Signals {
+        changed,
+        exiting,
+        cancel,
+    } = signals;
     let lease_key = Pusher::lease_key(&key);
     let node = pusher.options.node_id.clone();
     let mut worker = Worker {
@@ -54,25 +66,35 @@ pub(crate) async fn run(
         if cancel.is_cancelled() {
             break;
         }
-        match worker.renew_lease(&lease_key, &node).await {
-            Ok(true) => {}
-            Ok(false) => {
-                debug!(subscription = %key.1, "push: delivered by another node");
-                break;
-            }
-            Err(e) => warn!(subscription = %key.1, error = %e, "push: lease renewal failed"),
+        if !worker.hold_lease(&lease_key, &node).await {
+            break;
         }
         let Some((project, sub)) = worker.load().await else {
+            // About to stop: a wake-up that arrived meanwhile means "look again".
+            exiting.store(true, Ordering::SeqCst);
+            if changed.notified().now_or_never().is_some() {
+                exiting.store(false, Ordering::SeqCst);
+                continue;
+            }
             break;
         };
-        // Wait for the cycle's time; a change of the subscription re-reads it.
-        tokio::select! {
-            () = pusher.ams.clock().sleep_until(worker.next_cycle) => {}
-            () = changed.notified() => continue,
-            () = cancel.cancelled() => break,
+        // Wait for the cycle's time, waking to renew the lease on the way; a
+        // change of the subscription re-reads it.
+        if worker.next_cycle > worker.now() {
+            let until = worker.next_cycle.min(worker.lease_renew_at);
+            tokio::select! {
+                () = pusher.ams.clock().sleep_until(until) => {}
+                () = changed.notified() => {}
+                () = cancel.cancelled() => break,
+            }
+            continue;
         }
-        match worker.cycle(&project, &sub).await {
-            Cycle::Stop => break,
+        let outcome = tokio::select! {
+            outcome = worker.cycle(&project, &sub) => outcome,
+            () = cancel.cancelled() => break,
+        };
+        match outcome {
+            Cycle::Stop => continue,
             Cycle::Empty => {
                 let wait = pusher.options.lease / 3;
                 tokio::select! {
@@ -118,20 +140,28 @@ impl Worker {
         )
     }
 
-    async fn renew_lease(&mut self, lease_key: &str, node: &str) -> ams_core::Result<bool> {
+    /// Whether this node (still) owns the subscription, renewing the lease
+    /// when a third of it has passed. An error counts as not owning it: the
+    /// supervisor's rescan starts a worker again later.
+    async fn hold_lease(&mut self, lease_key: &str, node: &str) -> bool {
         if self.now() < self.lease_renew_at {
-            return Ok(true);
+            return true;
         }
         let lease = self.pusher.options.lease;
-        let held = self
-            .pusher
-            .ams
-            .acquire_lease(lease_key, node, lease)
-            .await?;
-        if held {
-            self.lease_renew_at = self.later(lease / 3);
+        match self.pusher.ams.acquire_lease(lease_key, node, lease).await {
+            Ok(true) => {
+                self.lease_renew_at = self.later(lease / 3);
+                true
+            }
+            Ok(false) => {
+                debug!(subscription = %self.key.1, "push: delivered by another node");
+                false
+            }
+            Err(e) => {
+                warn!(subscription = %self.key.1, error = %e, "push: lease renewal failed");
+                false
+            }
         }
-        Ok(held)
     }
 
     /// The subscription, if it is still an active push subscription; a
@@ -207,7 +237,18 @@ impl Worker {
             return Cycle::Empty;
         };
         let first_offset: u64 = first.message.message_id.parse().unwrap_or(u64::MAX);
-        if let Err(failure) = deliver::deliver(&self.pusher.client, &push, &full, &received).await {
+        // Within the ack deadline, so that a slow success is still acknowledged.
+        let deadline = Duration::from_secs(u64::try_from(sub.ack_deadline).unwrap_or(0));
+        let timeout = self
+            .pusher
+            .options
+            .client
+            .timeout
+            .min(deadline.saturating_sub(Duration::from_secs(1)))
+            .max(Duration::from_secs(1));
+        if let Err(failure) =
+            deliver::deliver(&self.pusher.client, &push, &full, &received, timeout).await
+        {
             let attempts = if self.attempts.0 == first_offset {
                 self.attempts.1 + 1
             } else {

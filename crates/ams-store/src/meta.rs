@@ -858,6 +858,30 @@ impl MetadataStore for EmbeddedMeta {
         Ok(Ok(()))
     }
 
+    async fn add_membership(&self, user: Uuid, project: Uuid) -> WriteResult<()> {
+        {
+            let mut st = self.state.write();
+            let Some(seq) = st.user_uuids.get(&user).copied() else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let Some(current) = st.users.get(&seq) else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            if current.membership(project).is_some() {
+                return Ok(Ok(()));
+            }
+            let mut changed = current.clone();
+            changed.projects.push(ams_core::model::Membership {
+                project,
+                roles: Vec::new(),
+            });
+            self.put(USER, seq, &changed)?;
+            st.users.insert(seq, changed);
+        }
+        self.settle(WriteDurability::Tier).await?;
+        Ok(Ok(()))
+    }
+
     async fn delete_user(&self, uuid: Uuid) -> WriteResult<User> {
         let user = {
             let mut st = self.state.write();

@@ -101,7 +101,13 @@ impl Application {
         if orphans > 0 {
             tracing::info!(orphans, "removed message logs of deleted topics");
         }
+        // Bound before anything starts working in the background, so that a
+        // refused port leaves nothing running.
+        let listener = std::net::TcpListener::bind((config.bind_ip, config.port))
+            .with_context(|| format!("cannot listen on {}:{}", config.bind_ip, config.port))?;
         let pusher_stop = tokio_util::sync::CancellationToken::new();
+        // Any failure from here on stops the pusher again.
+        let stop_on_error = pusher_stop.clone().drop_guard();
         let pusher = if config.push.enabled {
             Some(start_pusher(&ams, &config.push, pusher_stop.clone())?)
         } else {
@@ -115,8 +121,6 @@ impl Application {
             },
         );
 
-        let listener = std::net::TcpListener::bind((config.bind_ip, config.port))
-            .with_context(|| format!("cannot listen on {}:{}", config.bind_ip, config.port))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let handle = axum_server::Handle::new();
@@ -160,6 +164,7 @@ impl Application {
                 }
             })
         };
+        stop_on_error.disarm();
         Ok(Self {
             addr,
             handle,

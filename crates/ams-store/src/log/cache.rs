@@ -6,6 +6,7 @@
 //! (a log only appends; unpublished bytes are the only ones ever rolled back),
 //! so an entry cannot go stale; entries of deleted logs or segments age out.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -25,13 +26,12 @@ pub(crate) struct BatchCache {
 
 #[derive(Default)]
 struct Inner {
-    entries: Vec<Entry>,
+    entries: HashMap<BatchKey, Entry>,
     bytes: usize,
     tick: u64,
 }
 
 struct Entry {
-    key: BatchKey,
     batch: Arc<[u8]>,
     used: u64,
 }
@@ -50,36 +50,44 @@ impl BatchCache {
         let mut inner = self.inner.lock();
         inner.tick += 1;
         let tick = inner.tick;
-        let e = inner.entries.iter_mut().find(|e| e.key == *key)?;
+        let e = inner.entries.get_mut(key)?;
         e.used = tick;
         Some(e.batch.clone())
     }
 
-    /// Remembers a verified batch (if it fits the budget at all).
+    /// Remembers a verified batch (if it fits the budget at all). Eviction
+    /// scans the entries, which are few (at most budget / `MIN_CACHED`).
     pub(crate) fn put(&self, key: BatchKey, batch: &[u8]) {
         if batch.len() < MIN_CACHED || batch.len() > self.budget / 4 {
             return;
         }
         let mut inner = self.inner.lock();
-        if inner.entries.iter().any(|e| e.key == key) {
+        if inner.entries.contains_key(&key) {
             return;
         }
         while inner.bytes + batch.len() > self.budget {
-            let Some(oldest) = (0..inner.entries.len()).min_by_key(|&i| inner.entries[i].used)
+            let Some(oldest) = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| *k)
             else {
                 break;
             };
-            let gone = inner.entries.swap_remove(oldest);
-            inner.bytes -= gone.batch.len();
+            if let Some(gone) = inner.entries.remove(&oldest) {
+                inner.bytes -= gone.batch.len();
+            }
         }
         inner.tick += 1;
         let used = inner.tick;
         inner.bytes += batch.len();
-        inner.entries.push(Entry {
+        inner.entries.insert(
             key,
-            batch: Arc::from(batch),
-            used,
-        });
+            Entry {
+                batch: Arc::from(batch),
+                used,
+            },
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use ams_core::storage::{StoreError, StoredMessage};
 use uuid::Uuid;
 
 use super::batch::{self, HEADER_LEN, Messages};
-use super::cache::BatchCache;
+use super::cache::{BatchCache, MIN_CACHED};
 use super::index;
 use super::segment::{ChunkReader, Segment};
 
@@ -63,22 +63,22 @@ pub(crate) fn read_messages(
         let mut pos = seg.position_for(next);
         let mut reader = ChunkReader::new(&file, limit, chunk);
         while pos < limit {
+            let head = reader
+                .bytes_at(pos, HEADER_LEN)
+                .map_err(|e| read_error(seg, e))?;
+            let h = batch::parse_header(head).map_err(|e| read_error(seg, e))?;
+            if h.end_offset() <= next {
+                pos += u64::from(h.len);
+                continue;
+            }
+            // Only large batches are ever cached: small ones skip the lookup.
             let key = (log, seg.base, pos);
-            let cached = cache.get(&key);
+            let cached = (h.len as usize >= MIN_CACHED)
+                .then(|| cache.get(&key))
+                .flatten();
             let (h, whole) = match &cached {
-                Some(b) => (
-                    batch::parse_header(b).map_err(|e| read_error(seg, e))?,
-                    &b[..],
-                ),
+                Some(b) => (h, &b[..]),
                 None => {
-                    let head = reader
-                        .bytes_at(pos, HEADER_LEN)
-                        .map_err(|e| read_error(seg, e))?;
-                    let h = batch::parse_header(head).map_err(|e| read_error(seg, e))?;
-                    if h.end_offset() <= next {
-                        pos += u64::from(h.len);
-                        continue;
-                    }
                     let bytes_at = reader
                         .bytes_at(pos, h.len as usize)
                         .map_err(|e| read_error(seg, e))?;

@@ -6,11 +6,13 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::receiver::{Receiver, Tls};
 
-/// A server with push on and plain-http endpoints allowed.
+/// A server with push on and plain-http endpoints allowed. The lease is long
+/// so that a worker's only sleeps on the clock are its retry waits.
 pub(crate) async fn push_app() -> TestApp {
     spawn_with(|c| {
         c.push.enabled = true;
         c.push.allow_http = true;
+        c.push.lease = std::time::Duration::from_secs(3600);
     })
     .await
 }
@@ -382,12 +384,14 @@ async fn pull_subscriptions_dead_letter_a_message_pulled_too_often_without_ack()
         r#"{"messages":[{"attributes":{"a":"1"},"data":"cG9pc29u"},{"data":"Z29vZA=="}]}"#,
     )
     .await;
-    // Two deliveries of message 0 without an acknowledgement...
-    for _ in 0..2 {
+    // Three deliveries of message 0 without an acknowledgement; pulls within
+    // the ack deadline (consumers side by side) are no failures yet...
+    for _ in 0..3 {
         let (acks, _) = app.pull("P", "s", 1).await;
         assert_eq!(acks, ["projects/P/subscriptions/s:0"]);
     }
-    // ...and the third pull skips it to the dead-letter topic.
+    // ...but once the deadline passed, the next pull skips it to the dead-letter topic.
+    app.clock.advance_secs(11);
     let (acks, datas) = app.pull("P", "s", 1).await;
     assert_eq!(
         (acks[0].as_str(), datas[0].as_str()),
@@ -410,10 +414,10 @@ async fn pull_subscriptions_dead_letter_a_message_pulled_too_often_without_ack()
         "/projects/P/subscriptions/s"
     );
     assert_eq!(attrs["deadLetterSourceMessageId"], "0");
-    assert_eq!(attrs["deadLetterDeliveryAttempts"], "2");
+    assert_eq!(attrs["deadLetterDeliveryAttempts"], "3");
     assert_eq!(
         attrs["deadLetterReason"],
-        "not acknowledged after 2 deliveries"
+        "not acknowledged after 3 deliveries"
     );
     assert_eq!(v["receivedMessages"].as_array().unwrap().len(), 1);
 }

@@ -936,3 +936,29 @@ async fn a_push_enabled_server_releases_its_data_dir_on_stop() {
     let dir = app.stop().await;
     let _app = spawn_in(dir, |_| {}).await;
 }
+
+#[tokio::test]
+async fn a_huge_verification_answer_is_refused_without_reading_it_whole() {
+    let app = push_app().await;
+    let rx = Receiver::start(&app.clock).await;
+    push_sub(
+        &app,
+        "s",
+        json!({"type": "http_endpoint", "pushEndpoint": rx.url("/push")}),
+    )
+    .await;
+    let hash =
+        app.get("/v1/projects/P/subscriptions/s").await.json()["pushConfig"]["verificationHash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    // The right hash followed by 8 MiB: read at most 1 KiB of it, still wrong.
+    rx.set_hash(200, &format!("{hash}{}", "x".repeat(8 << 20)));
+    app.post("/v1/projects/P/subscriptions/s:verifyPushEndpoint", "")
+        .await
+        .assert_error(
+            401,
+            "Endpoint verification failed.Wrong verification hash",
+            "UNAUTHORIZED",
+        );
+}
