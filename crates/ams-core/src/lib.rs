@@ -14,6 +14,7 @@
 //!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
 //! * [`schemas`]: JSON Schema / AVRO schemas and publish-time validation.
 //! * [`status`], [`version`]: the `/v1/status` health report and `/v1/version`.
+//! * [`metrics`]: Prometheus counters and scrape-time gauges.
 //! * [`paging`]: newest-first pagination tokens.
 //! * [`model`]: stored records and the cursor state machine.
 //! * [`storage`]: the backend traits ([`MessageLog`], [`MetadataStore`]).
@@ -32,6 +33,7 @@ pub mod conformance;
 pub mod error;
 pub mod members;
 pub mod messages;
+pub mod metrics;
 pub mod model;
 pub mod paging;
 pub mod projects;
@@ -100,6 +102,7 @@ struct Shared {
     /// keep both (and the open store) alive after the server stops.
     push: std::sync::OnceLock<std::sync::Weak<dyn push::PushGateway>>,
     schemas: schemas::SchemaCache,
+    metrics: metrics::Metrics,
 }
 
 /// The domain service handle.
@@ -121,6 +124,7 @@ impl Ams {
             settings,
             push: std::sync::OnceLock::new(),
             schemas: schemas::SchemaCache::default(),
+            metrics: metrics::Metrics::default(),
         }))
     }
 

@@ -62,6 +62,7 @@ impl Ams {
             });
         }
         let count = batch.len() as u64;
+        let bytes: u64 = batch.iter().map(|m| m.data.len() as u64).sum();
         let appended = match self
             .log()
             .append(&topic.log_ref(), batch, self.now().nanos())
@@ -81,6 +82,8 @@ impl Ams {
             }
             Err(e) => return Err(e.into()),
         };
+        self.metrics()
+            .published(&ctx.project().name, &topic.name, count, bytes);
         Ok(wire::PublishResponse {
             message_ids: (appended.first_offset..appended.first_offset + count)
                 .map(|o| o.to_string())
@@ -146,6 +149,13 @@ impl Ams {
                 .map_err(|_| Error::SubscriptionNotFound)?;
             match outcome {
                 Ok(_) => {
+                    let bytes: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
+                    self.metrics().consumed(
+                        &ctx.project().name,
+                        name,
+                        messages.len() as u64,
+                        bytes,
+                    );
                     let prefix = format!("projects/{}/subscriptions/{}", ctx.project().name, name);
                     return Ok(wire::PullResponse {
                         received_messages: messages

@@ -27,6 +27,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 pub mod cors;
 pub mod error;
 pub mod members;
+pub mod metrics;
 pub mod projects;
 pub mod registrations;
 pub mod respond;
@@ -59,6 +60,8 @@ pub struct HttpSettings {
     pub auth_option: AuthOption,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// Bearer token `GET /metrics` requires; `None` serves it openly.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -66,6 +69,7 @@ impl Default for HttpSettings {
         Self {
             auth_option: AuthOption::Both,
             max_body_bytes: 64 << 20,
+            metrics_token: None,
         }
     }
 }
@@ -148,28 +152,59 @@ pub type Handled = Result<Response, ams_core::Error>;
 async fn handle(State(state): State<HttpState>, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let (response, route) = match cors::decide(&method, req.headers()) {
-        cors::Decision::Answer(resp) => (resp, None),
-        cors::Decision::Route { cors } => {
-            let (mut resp, route) = route_request(&state, req).await;
-            if cors {
-                resp.headers_mut().insert(
-                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                    HeaderValue::from_static("*"),
-                );
+    let request_id = request_id(req.headers());
+    let (mut response, route) = if method == Method::GET && req.uri().path() == "/metrics" {
+        (metrics::scrape(&state.0, req.headers()).await, None)
+    } else {
+        match cors::decide(&method, req.headers()) {
+            cors::Decision::Answer(resp) => (resp, None),
+            cors::Decision::Route { cors } => {
+                let (mut resp, route) = route_request(&state, req).await;
+                if cors {
+                    resp.headers_mut().insert(
+                        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                        HeaderValue::from_static("*"),
+                    );
+                }
+                (resp, route)
             }
-            (resp, route)
         }
     };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let route = route.map_or("-", Route::name);
+    state
+        .0
+        .ams
+        .metrics()
+        .request(route, method.as_str(), status, elapsed.as_secs_f64());
     // One line per request. The path is not logged: `?key=` would leak tokens.
     tracing::info!(
         method = %method,
-        route = route.map_or("-", Route::name),
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        route,
+        status,
+        latency_us = elapsed.as_micros() as u64,
+        request_id = %request_id,
         "request"
     );
     response
+}
+
+/// The client's `x-request-id` when it is a short token, else a new one.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
 }
 
 async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Route>) {

@@ -255,6 +255,7 @@ impl Worker {
                 1
             };
             self.attempts = (first_offset, attempts);
+            ams.metrics().push_delivery("failed");
             let reason = failure.to_string();
             let limit = sub.dead_letter.as_ref().map(|d| d.max_delivery_attempts);
             if limit.is_some_and(|max| attempts >= max) {
@@ -263,6 +264,7 @@ impl Worker {
                     .await
                 {
                     Ok(true) => {
+                        ams.metrics().push_delivery("dead_lettered");
                         info!(subscription = %full, count = received.len(), attempts,
                             "push: dead-lettered messages");
                         self.attempts = (u64::MAX, 0);
@@ -284,6 +286,7 @@ impl Worker {
             }
             return self.fail(&full, "send", &reason);
         }
+        ams.metrics().push_delivery("delivered");
         let last = received
             .last()
             .map(|r| r.ack_id.clone())

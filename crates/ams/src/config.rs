@@ -162,6 +162,9 @@ pub struct ServeArgs {
     /// Host name reported by `/v1/version` [default: none].
     #[arg(long, env = "AMS_PROXY_HOSTNAME")]
     pub proxy_hostname: Option<String>,
+    /// Bearer token `GET /metrics` requires [default: none, open].
+    #[arg(long, env = "AMS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Push settings (contract §7, §10).
@@ -218,6 +221,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Reported as `hostname` by `/v1/version`.
     pub proxy_hostname: String,
+    /// Bearer token of `GET /metrics` (never logged).
+    pub metrics_token: Option<String>,
     /// Warnings to log once logging is up (ignored keys and the like).
     pub warnings: Vec<String>,
 }
@@ -370,6 +375,11 @@ impl Config {
                 .clone()
                 .or(file.proxy_hostname)
                 .unwrap_or_default(),
+            metrics_token: args
+                .metrics_token
+                .clone()
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
             warnings,
         })
     }
@@ -473,6 +483,7 @@ struct FileConfig {
     push_timeout_ms: Option<u64>,
     push_lease_seconds: Option<u64>,
     proxy_hostname: Option<String>,
+    metrics_token: Option<String>,
     warnings: Vec<String>,
 }
 
@@ -591,6 +602,7 @@ impl FileConfig {
                     cfg.push_lease_seconds = Some(unsigned("push_lease_seconds", v)?)
                 }
                 "proxy_hostname" => cfg.proxy_hostname = Some(string("proxy_hostname", v)?),
+                "metrics_token" => cfg.metrics_token = Some(string("metrics_token", v)?),
                 k if PUSH_SERVER_KEYS.contains(&k) => cfg.warnings.push(format!(
                     "config key `{k}` is ignored: push is delivered by this server itself"
                 )),

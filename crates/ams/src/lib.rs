@@ -118,6 +118,7 @@ impl Application {
             ams_http::HttpSettings {
                 auth_option: config.auth_option,
                 max_body_bytes: config.max_body_bytes,
+                metrics_token: config.metrics_token.clone(),
             },
         );
 

@@ -9,6 +9,7 @@ mod members;
 mod messages;
 mod pipeline;
 mod projects;
+mod prometheus;
 mod push;
 mod push_config;
 mod push_flows;
