@@ -177,6 +177,8 @@ routes! {
     SchemasUpdate = "schemas:update": [ServiceAdmin, ProjectAdmin],
     SchemasDelete = "schemas:delete": [ServiceAdmin, ProjectAdmin],
     VersionList = "version:list": [],
+    // Ours: the OpenAPI document of this API.
+    ApiDocument = "openapi:show": [],
 }
 
 impl Route {
@@ -260,11 +262,12 @@ mod tests {
 
     #[test]
     fn the_table_has_every_route_once() {
-        assert_eq!(Route::ALL.len(), 64);
+        // The original's 64 and our OpenAPI document.
+        assert_eq!(Route::ALL.len(), 65);
         let mut names: Vec<_> = Route::ALL.iter().map(|r| r.name()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 64);
+        assert_eq!(names.len(), 65);
         let open: Vec<_> = Route::ALL
             .iter()
             .filter(|r| r.is_open())
@@ -276,7 +279,8 @@ mod tests {
                 "ams:healthStatus",
                 "users:profile",
                 "users:usageReport",
-                "version:list"
+                "version:list",
+                "openapi:show"
             ]
         );
     }

@@ -28,6 +28,7 @@ pub mod cors;
 pub mod error;
 pub mod members;
 pub mod metrics;
+pub mod openapi;
 pub mod projects;
 pub mod registrations;
 pub mod respond;

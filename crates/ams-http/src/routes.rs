@@ -11,7 +11,8 @@ use ams_core::auth::Route;
 use http::Method;
 
 use crate::{
-    Call, Handled, members, projects, registrations, schemas, status, subscriptions, topics, users,
+    Call, Handled, members, openapi, projects, registrations, schemas, status, subscriptions,
+    topics, users,
 };
 
 /// A route's handler.
@@ -100,6 +101,7 @@ table! {
     PUT "/v1/projects/{project}/schemas/{schema}" => SchemasUpdate, schemas::update;
     DELETE "/v1/projects/{project}/schemas/{schema}" => SchemasDelete, schemas::delete;
     GET "/v1/version" => VersionList, status::version;
+    GET "/v1/openapi.json" => ApiDocument, openapi::show;
     GET "/v1/projects/{project}" => ProjectsShow, projects::show;
     POST "/v1/projects/{project}" => ProjectsCreate, projects::create;
     PUT "/v1/projects/{project}" => ProjectsUpdate, projects::update;

@@ -392,9 +392,10 @@ fn subscriptions_family(p: &str) -> bool {
     p.contains("/subscriptions") && !p.contains("/topics")
 }
 
-/// Service routes (`/v1/status`, `/v1/version`): open, with their own tests in `status.rs`.
+/// Service routes (`/v1/status`, `/v1/version`, `/v1/openapi.json`): open,
+/// with their own tests in `status.rs`.
 fn service_family(p: &str) -> bool {
-    p == "/v1/status" || p == "/v1/version"
+    ["/v1/status", "/v1/version", "/v1/openapi.json"].contains(&p)
 }
 
 const FAMILIES: &[fn(&str) -> bool] = &[

@@ -99,3 +99,21 @@ async fn version_shows_the_release_only_to_admin_users() {
     .collect();
     assert_eq!(order, want, "key order");
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_served_route() {
+    let app = spawn_app().await;
+    let r = app.call_as("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.content_type(), JSON);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    for entry in ams_http::routes::table() {
+        let op = &doc["paths"][entry.pattern][entry.method.as_str().to_lowercase()];
+        assert_eq!(op["operationId"], entry.route.name(), "{}", entry.pattern);
+    }
+    assert_eq!(
+        doc["paths"]["/v1/projects/{project}/topics/{topic}:publish"]["post"]["description"],
+        "Roles: service_admin, project_admin, publisher."
+    );
+}
