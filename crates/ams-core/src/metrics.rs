@@ -56,6 +56,27 @@ pub struct PushLabels {
     pub outcome: &'static str,
 }
 
+/// Which store a sync made durable.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// `log` (a segment's fdatasync) or `metadata` (the journal's).
+    pub store: &'static str,
+}
+
+/// Storage sync latencies. Process-wide, because the stores that sync know
+/// nothing of the domain handle; every server in the process shares it.
+static SYNC_SECONDS: std::sync::LazyLock<SyncHistograms> =
+    std::sync::LazyLock::new(|| Family::new_with_constructor(latency_histogram));
+
+type SyncHistograms = Family<SyncLabels, Histogram, fn() -> Histogram>;
+
+/// Records one storage sync (called by the stores).
+pub fn observe_sync(store: &'static str, seconds: f64) {
+    SYNC_SECONDS
+        .get_or_create(&SyncLabels { store })
+        .observe(seconds);
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -182,6 +203,11 @@ impl Ams {
             "push_deliveries",
             "Push delivery attempts, by outcome",
             m.push_deliveries.clone(),
+        );
+        registry.register(
+            "storage_sync_duration_seconds",
+            "Time of one fdatasync, by store (each makes a group of writes durable)",
+            SYNC_SECONDS.clone(),
         );
         let backlog = Family::<SubscriptionLabels, Gauge>::default();
         let oldest =

@@ -33,9 +33,13 @@ impl GroupSync {
                 while let Ok((_, more)) = rx.try_recv() {
                     waiting.push(more);
                 }
-                let outcome =
-                    tokio::task::spawn_blocking(move || db.persist(fjall::PersistMode::SyncData))
-                        .await;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let persisted = db.persist(fjall::PersistMode::SyncData);
+                    ams_core::metrics::observe_sync("metadata", started.elapsed().as_secs_f64());
+                    persisted
+                })
+                .await;
                 let outcome = match outcome {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),

@@ -380,9 +380,11 @@ impl Writer {
             && self.cfg.fsync()
             && let Some(a) = &self.active
         {
+            let started = std::time::Instant::now();
             a.file
                 .sync_data()
                 .map_err(sync_fail("syncing a log segment"))?;
+            ams_core::metrics::observe_sync("log", started.elapsed().as_secs_f64());
         }
         self.dirty = false;
         Ok(())
@@ -425,9 +427,11 @@ impl Writer {
         };
         let fsync = self.cfg.fsync();
         if fsync && self.dirty {
+            let started = std::time::Instant::now();
             a.file
                 .sync_data()
                 .map_err(sync_fail("syncing a log segment"))?;
+            ams_core::metrics::observe_sync("log", started.elapsed().as_secs_f64());
         }
         self.dirty = false;
         // The seal entry: newest time and last offset, so that start-up can

@@ -137,3 +137,18 @@ async fn every_answer_carries_a_request_id() {
         .unwrap();
     assert_ne!(r.headers()["x-request-id"], "has spaces");
 }
+
+#[tokio::test]
+async fn storage_syncs_are_timed_in_the_fsync_tier() {
+    let app = spawn_with(|c| c.durability = ams_store::Durability::Fsync).await;
+    app.setup("P", "t", "s").await;
+    app.publish("P", "t", &["eA=="]).await;
+    let text = app.call_as("GET", "/metrics", None, None).await.body;
+    for store in ["log", "metadata"] {
+        let count = sample(
+            &text,
+            &format!(r#"ams_storage_sync_duration_seconds_count{{store="{store}"}}"#),
+        );
+        assert!(count.is_some_and(|n| n >= 1.0), "{store}: {text}");
+    }
+}
