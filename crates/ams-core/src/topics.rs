@@ -36,10 +36,7 @@ impl Ams {
             .transpose()
             .map_err(|_| Error::InvalidBody(Body::Request))?
             .unwrap_or_default();
-        let schema = match body.schema.filter(|s| !s.is_empty()) {
-            Some(reference) => Some(self.schema_reference(ctx, &reference).await?),
-            None => None,
-        };
+        let schema = self.schema_of_body(ctx, body).await?;
         let topic = Topic {
             project: project.uuid,
             name: name.to_owned(),
@@ -68,11 +65,16 @@ impl Ams {
             .transpose()
             .map_err(|_| Error::InvalidBody(Body::Request))?
             .unwrap_or_default();
-        let schema = match body.schema.filter(|s| !s.is_empty()) {
-            Some(reference) => Some(self.schema_reference(ctx, &reference).await?),
-            None => None,
-        };
+        let schema = self.schema_of_body(ctx, body).await?;
         self.set_topic_schema(ctx, name, schema).await
+    }
+
+    /// The schema a topic create/attach body names (none when absent or empty).
+    async fn schema_of_body(&self, ctx: &Context, body: wire::TopicCreate) -> Result<Option<Uuid>> {
+        match body.schema.filter(|s| !s.is_empty()) {
+            Some(reference) => Ok(Some(self.schema_reference(ctx, &reference).await?)),
+            None => Ok(None),
+        }
     }
 
     /// `:detachSchema`.

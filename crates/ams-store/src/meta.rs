@@ -175,6 +175,9 @@ trait Record: Clone + Serialize + DeserializeOwned {
 
 macro_rules! record {
     ($ty:ty, $kind:expr, $field:ident) => {
+        record!($ty, $kind, $field, |r: &$ty| r.acl.as_slice());
+    };
+    ($ty:ty, $kind:expr, $field:ident, $acl:expr) => {
         impl Record for $ty {
             const KIND: u8 = $kind;
             fn project(&self) -> Uuid {
@@ -190,7 +193,8 @@ macro_rules! record {
                 self.seq = seq;
             }
             fn acl(&self) -> &[Uuid] {
-                &self.acl
+                let acl: fn(&Self) -> &[Uuid] = $acl;
+                acl(self)
             }
             fn all(st: &State) -> &HashMap<Uuid, Items<Self>> {
                 &st.$field
@@ -205,30 +209,8 @@ macro_rules! record {
 record!(Topic, TOPIC, topics);
 record!(Subscription, SUBSCRIPTION, subscriptions);
 
-impl Record for Schema {
-    const KIND: u8 = SCHEMA;
-    fn project(&self) -> Uuid {
-        self.project
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn set_seq(&mut self, seq: u64) {
-        self.seq = seq;
-    }
-    fn acl(&self) -> &[Uuid] {
-        &[]
-    }
-    fn all(st: &State) -> &HashMap<Uuid, Items<Self>> {
-        &st.schemas
-    }
-    fn all_mut(st: &mut State) -> &mut HashMap<Uuid, Items<Self>> {
-        &mut st.schemas
-    }
-}
+// Schemas have no ACL.
+record!(Schema, SCHEMA, schemas, |_: &Schema| &[]);
 
 /// The embedded metadata store.
 pub struct EmbeddedMeta {
