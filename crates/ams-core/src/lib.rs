@@ -225,6 +225,21 @@ impl Ams {
             .filter(|u| auth::secrets_equal(&u.token, token)))
     }
 
+    /// Every subscription of every project, with its project.
+    pub(crate) async fn all_subscriptions(
+        &self,
+    ) -> Result<Vec<(model::Project, model::Subscription)>> {
+        let mut out = Vec::new();
+        for project in self.meta().list_projects().await? {
+            let page = self
+                .meta()
+                .list_subscriptions(project.uuid, storage::PageRequest::default())
+                .await?;
+            out.extend(page.items.into_iter().map(|s| (project.clone(), s)));
+        }
+        Ok(out)
+    }
+
     /// Deletes message logs whose topic no longer exists (left behind by a crash
     /// between deleting a topic's record and its log). Run once at start-up.
     pub async fn remove_orphan_logs(&self) -> Result<usize> {

@@ -16,10 +16,10 @@ use crate::error::Result;
 /// A request's route (its name, e.g. `topics:publish`), method and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// Route name, or `none` when nothing matched.
-    pub route: String,
+    /// Route name, or `-` when nothing matched.
+    pub route: &'static str,
     /// HTTP method.
-    pub method: String,
+    pub method: &'static str,
     /// HTTP status code.
     pub status: u16,
 }
@@ -28,7 +28,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// Route name.
-    pub route: String,
+    pub route: &'static str,
 }
 
 /// A topic.
@@ -110,19 +110,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// One answered request.
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// One answered request (static labels: nothing is allocated per request).
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
+                route,
+                method,
                 status,
             })
             .inc();
         self.request_seconds
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
 
@@ -213,38 +211,32 @@ impl Ams {
         let oldest =
             Family::<SubscriptionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let now = self.now();
-        for project in self.meta().list_projects().await? {
-            let page = self
-                .meta()
-                .list_subscriptions(project.uuid, crate::storage::PageRequest::default())
-                .await?;
-            for sub in page.items {
-                let Some(topic) = self.meta().topic(project.uuid, &sub.topic).await? else {
-                    continue;
-                };
-                let bounds = self.log().bounds(&topic.log_ref()).await?;
-                let committed = sub.cursor.offset.max(bounds.min);
-                let labels = SubscriptionLabels {
-                    project: project.name.clone(),
-                    subscription: sub.name.clone(),
-                };
-                let waiting = bounds.max.saturating_sub(committed);
-                backlog
-                    .get_or_create(&labels)
-                    .set(i64::try_from(waiting).unwrap_or(i64::MAX));
-                let age = if waiting == 0 {
-                    0.0
-                } else {
-                    self.log()
-                        .read(&topic.log_ref(), committed, 1, 1)
-                        .await?
-                        .first()
-                        .map_or(0.0, |m| {
-                            (now.nanos().saturating_sub(m.publish_time_ns)) as f64 / 1e9
-                        })
-                };
-                oldest.get_or_create(&labels).set(age.max(0.0));
-            }
+        for (project, sub) in self.all_subscriptions().await? {
+            let Some(topic) = self.meta().topic(project.uuid, &sub.topic).await? else {
+                continue;
+            };
+            let bounds = self.log().bounds(&topic.log_ref()).await?;
+            let committed = sub.cursor.offset.max(bounds.min);
+            let labels = SubscriptionLabels {
+                project: project.name.clone(),
+                subscription: sub.name.clone(),
+            };
+            let waiting = bounds.max.saturating_sub(committed);
+            backlog
+                .get_or_create(&labels)
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+            let age = if waiting == 0 {
+                0.0
+            } else {
+                self.log()
+                    .read(&topic.log_ref(), committed, 1, 1)
+                    .await?
+                    .first()
+                    .map_or(0.0, |m| {
+                        (now.nanos().saturating_sub(m.publish_time_ns)) as f64 / 1e9
+                    })
+            };
+            oldest.get_or_create(&labels).set(age.max(0.0));
         }
         registry.register(
             "subscription_backlog_messages",

@@ -441,20 +441,13 @@ impl Ams {
 
     /// Every subscription the pusher should deliver, as (project, name).
     pub async fn active_push_subscriptions(&self) -> Result<Vec<(Uuid, String)>> {
-        let mut out = Vec::new();
-        for project in self.meta().list_projects().await? {
-            let page = self
-                .meta()
-                .list_subscriptions(project.uuid, crate::storage::PageRequest::default())
-                .await?;
-            out.extend(
-                page.items
-                    .into_iter()
-                    .filter(Subscription::push_active)
-                    .map(|s| (project.uuid, s.name)),
-            );
-        }
-        Ok(out)
+        Ok(self
+            .all_subscriptions()
+            .await?
+            .into_iter()
+            .filter(|(_, s)| s.push_active())
+            .map(|(p, s)| (p.uuid, s.name))
+            .collect())
     }
 
     /// A subscription and its project, by project UUID (for the pusher).

@@ -21,19 +21,8 @@ impl Ams {
         details: bool,
         token: Option<&str>,
     ) -> Result<wire::HealthStatus> {
-        if details {
-            let user = match token.filter(|t| !t.is_empty()) {
-                Some(t) => self.user_by_token(t).await?,
-                None => None,
-            }
-            .ok_or(Error::Forbidden)?;
-            let admin = user
-                .service_roles
-                .iter()
-                .any(|r| matches!(Role::parse(r), Some(Role::ServiceAdmin | Role::AdminViewer)));
-            if !admin {
-                return Err(Error::Unauthorized);
-            }
+        if details && !self.admin_viewer(token).await?.ok_or(Error::Forbidden)? {
+            return Err(Error::Unauthorized);
         }
         if !self.settings().push_enabled {
             return Ok(wire::HealthStatus {
@@ -60,5 +49,21 @@ impl Ams {
             }]),
             push_functionality: None,
         })
+    }
+}
+
+impl Ams {
+    /// Whether the user owning `token` holds `service_admin` or
+    /// `admin_viewer` (what `/status?details` and `/version`'s release ask
+    /// for); `None` when no user owns it (the service token included).
+    pub(crate) async fn admin_viewer(&self, token: Option<&str>) -> Result<Option<bool>> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(self.user_by_token(token).await?.map(|user| {
+            user.service_roles
+                .iter()
+                .any(|r| matches!(Role::parse(r), Some(Role::ServiceAdmin | Role::AdminViewer)))
+        }))
     }
 }

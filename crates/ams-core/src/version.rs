@@ -4,20 +4,12 @@
 use ams_types::{Timestamp, wire};
 
 use crate::Ams;
-use crate::auth::Role;
 use crate::error::Result;
 
 impl Ams {
     /// The build and host facts, `release` included for admin users.
     pub async fn version(&self, token: Option<&str>) -> Result<wire::Version> {
-        let admin = match token.filter(|t| !t.is_empty()) {
-            Some(t) => self.user_by_token(t).await?.is_some_and(|u| {
-                u.service_roles
-                    .iter()
-                    .any(|r| matches!(Role::parse(r), Some(Role::ServiceAdmin | Role::AdminViewer)))
-            }),
-            None => false,
-        };
+        let admin = self.admin_viewer(token).await?.unwrap_or(false);
         let epoch: i64 = env!("AMS_BUILD_EPOCH").parse().unwrap_or(0);
         Ok(wire::Version {
             build_time: Timestamp::from_secs(epoch).to_rfc3339_seconds(),

@@ -181,7 +181,7 @@ async fn handle(State(state): State<HttpState>, req: Request) -> Response {
         .0
         .ams
         .metrics()
-        .request(route, method.as_str(), status, elapsed.as_secs_f64());
+        .request(route, method_label(&method), status, elapsed.as_secs_f64());
     // One line per request. The path is not logged: `?key=` would leak tokens.
     tracing::info!(
         method = %method,
@@ -192,6 +192,21 @@ async fn handle(State(state): State<HttpState>, req: Request) -> Response {
         "request"
     );
     response
+}
+
+/// A method as a metric label (one of a fixed set, so that a client cannot
+/// grow the label space).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// The client's `x-request-id` when it is a short token, else a new one.

@@ -319,6 +319,23 @@ impl EmbeddedMeta {
         Ok(Some(Ok(outcome)))
     }
 
+    /// Sets fields of a topic or subscription that no rule can refuse;
+    /// `NotFound` if it is gone.
+    async fn set<R: Record + PartialEq>(
+        &self,
+        project: Uuid,
+        name: &str,
+        change: impl FnOnce(&mut R),
+    ) -> WriteResult<()> {
+        let outcome = self
+            .modify(project, name, WriteDurability::Tier, |r: &mut R| {
+                change(r);
+                Ok::<(), Conflict>(())
+            })
+            .await?;
+        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+    }
+
     fn remove(&self, kind: u8, seq: u64) -> StoreResult<()> {
         self.records
             .remove(key(kind, seq))
@@ -540,18 +557,10 @@ impl MetadataStore for EmbeddedMeta {
     }
 
     async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()> {
-        let outcome = self
-            .modify(
-                project,
-                name,
-                WriteDurability::Tier,
-                |sub: &mut Subscription| {
-                    sub.ack_deadline = seconds;
-                    Ok::<(), CursorRefusal>(())
-                },
-            )
-            .await?;
-        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+        self.set(project, name, |sub: &mut Subscription| {
+            sub.ack_deadline = seconds;
+        })
+        .await
     }
 
     async fn update_cursor(
@@ -694,13 +703,8 @@ impl MetadataStore for EmbeddedMeta {
         topic: &str,
         schema: Option<Uuid>,
     ) -> WriteResult<()> {
-        let outcome = self
-            .modify(project, topic, WriteDurability::Tier, |t: &mut Topic| {
-                t.schema = schema;
-                Ok::<(), Conflict>(())
-            })
-            .await?;
-        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+        self.set(project, topic, |t: &mut Topic| t.schema = schema)
+            .await
     }
 
     async fn acquire_lease(
@@ -711,18 +715,16 @@ impl MetadataStore for EmbeddedMeta {
         until_ms: i64,
     ) -> StoreResult<bool> {
         let mut st = self.state.write();
-        match st.leases.get_mut(key) {
-            Some((h, until)) if h != holder && *until > now_ms => Ok(false),
-            Some(lease) => {
-                *lease = (holder.to_owned(), until_ms);
-                Ok(true)
-            }
-            None => {
-                st.leases
-                    .insert(key.to_owned(), (holder.to_owned(), until_ms));
-                Ok(true)
-            }
+        if st
+            .leases
+            .get(key)
+            .is_some_and(|(h, until)| h != holder && *until > now_ms)
+        {
+            return Ok(false);
         }
+        st.leases
+            .insert(key.to_owned(), (holder.to_owned(), until_ms));
+        Ok(true)
     }
 
     async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()> {
@@ -734,13 +736,7 @@ impl MetadataStore for EmbeddedMeta {
     }
 
     async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()> {
-        let outcome = self
-            .modify(project, name, WriteDurability::Tier, |t: &mut Topic| {
-                t.acl = acl;
-                Ok::<(), Conflict>(())
-            })
-            .await?;
-        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+        self.set(project, name, |t: &mut Topic| t.acl = acl).await
     }
 
     async fn set_subscription_acl(
@@ -749,18 +745,8 @@ impl MetadataStore for EmbeddedMeta {
         name: &str,
         acl: Vec<Uuid>,
     ) -> WriteResult<()> {
-        let outcome = self
-            .modify(
-                project,
-                name,
-                WriteDurability::Tier,
-                |s: &mut Subscription| {
-                    s.acl = acl;
-                    Ok::<(), Conflict>(())
-                },
-            )
-            .await?;
-        Ok(outcome.map(|_| ()).ok_or(Conflict::NotFound))
+        self.set(project, name, |s: &mut Subscription| s.acl = acl)
+            .await
     }
 
     async fn create_user(&self, mut user: User) -> WriteResult<User> {
