@@ -16,11 +16,11 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::model::{
-    Cursor, CursorRefusal, Membership, Project, Registration, RegistrationStatus, Subscription,
-    Topic, User,
+    Cursor, CursorRefusal, Membership, NodeSample, Project, Registration, RegistrationStatus,
+    Subscription, Tally, Topic, User,
 };
 use crate::storage::{
-    Conflict, LogBounds, LogRef, MessageLog, MetadataStore, NewMessage, PageRequest,
+    Conflict, LogBounds, LogRef, MessageLog, MetadataStore, NewMessage, PageRequest, UsageDelta,
     WriteDurability,
 };
 
@@ -42,7 +42,8 @@ macro_rules! conformance_tests {
             persistence_across_reopen, log_offsets_are_dense_under_concurrency,
             log_reads_and_bounds, log_time_lookup, log_wakeups, log_delete_and_list,
             users, deleting_a_user_scrubs_acls, registrations, identity_persists_across_reopen,
-            subscription_settings_updates, leases, schemas, memberships_added_atomically);
+            subscription_settings_updates, leases, schemas, memberships_added_atomically,
+            usage_counters);
     };
     (@each $backend:expr; $($check:ident),*) => {
         $(
@@ -75,6 +76,7 @@ fn topic(project: Uuid, name: &str) -> Topic {
         seq: 0,
         acl: Vec::new(),
         schema: None,
+        published: Default::default(),
     }
 }
 
@@ -1136,4 +1138,139 @@ pub async fn memberships_added_atomically(b: &impl Backend, dir: &Path) {
         meta.add_membership(Uuid::new_v4(), p.uuid).await.unwrap(),
         Err(Conflict::NotFound)
     );
+}
+
+/// Usage deltas add up (as from several nodes) into topic totals and daily
+/// counts; daily counts outlive the topic but not the project; both persist;
+/// a cursor's consumption tally survives acknowledgements and seeks.
+pub async fn usage_counters(b: &impl Backend, dir: &Path) {
+    let (meta, log) = b.open(dir).await;
+    let p = seed(meta.as_ref(), "t", "s").await;
+    let t = meta.topic(p.uuid, "t").await.unwrap().unwrap();
+    let delta = |log_id: Uuid, n: u64, at: i64, days: Vec<(i32, u64)>| {
+        let mut published = Tally::default();
+        published.record(n, n * 10, at);
+        UsageDelta {
+            project: p.uuid,
+            topic: "t".into(),
+            log_id,
+            published,
+            days,
+        }
+    };
+    meta.add_usage(&[delta(t.log_id, 3, 100, vec![(10, 3)])])
+        .await
+        .unwrap();
+    // A second node's delta, and one of a stale incarnation (daily only).
+    meta.add_usage(&[
+        delta(t.log_id, 2, 200, vec![(10, 1), (11, 1)]),
+        delta(Uuid::new_v4(), 5, 300, vec![(11, 5)]),
+    ])
+    .await
+    .unwrap();
+    let published = meta.topic(p.uuid, "t").await.unwrap().unwrap().published;
+    assert_eq!((published.messages, published.bytes), (5, 50));
+    assert_eq!((published.latest_ns, published.latest_count), (200, 2));
+    assert_eq!(
+        meta.daily_counts(p.uuid, Some("t"), i32::MIN..=i32::MAX)
+            .await
+            .unwrap(),
+        [(11, 6), (10, 4)]
+    );
+    assert_eq!(
+        meta.daily_counts(p.uuid, None, 11..=11).await.unwrap(),
+        [(11, 6)]
+    );
+    assert_eq!(
+        meta.daily_counts(p.uuid, Some("other"), i32::MIN..=i32::MAX)
+            .await
+            .unwrap(),
+        []
+    );
+    let cursor = meta
+        .update_cursor(p.uuid, "s", WriteDurability::Relaxed, &mut |c| {
+            c.record_pull(0, 0, 2, 1)?;
+            c.consumed.record(2, 7, 1_000);
+            c.acknowledge(1, 10, 1)?;
+            c.seek(0);
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((cursor.offset, cursor.consumed.messages), (0, 2));
+    meta.put_node_sample(NodeSample {
+        host: "a".into(),
+        cpu_percent: 1.5,
+        memory_percent: 0.5,
+    })
+    .await
+    .unwrap();
+    b.close(meta, log).await;
+
+    let (meta, log) = b.open(dir).await;
+    assert_eq!(
+        meta.topic(p.uuid, "t").await.unwrap().unwrap().published,
+        published
+    );
+    assert_eq!(
+        meta.subscription(p.uuid, "s")
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor
+            .consumed
+            .bytes,
+        7
+    );
+    assert_eq!(
+        meta.daily_counts(p.uuid, None, i32::MIN..=i32::MAX)
+            .await
+            .unwrap(),
+        [(11, 6), (10, 4)]
+    );
+    meta.put_node_sample(NodeSample {
+        host: "b".into(),
+        cpu_percent: 2.0,
+        memory_percent: 1.0,
+    })
+    .await
+    .unwrap();
+    meta.put_node_sample(NodeSample {
+        host: "b".into(),
+        cpu_percent: 3.0,
+        memory_percent: 1.0,
+    })
+    .await
+    .unwrap();
+    let samples = meta.node_samples().await.unwrap();
+    let b_samples: Vec<_> = samples.iter().filter(|s| s.host == "b").collect();
+    assert_eq!(b_samples.len(), 1, "one sample per host");
+    assert_eq!(b_samples[0].cpu_percent, 3.0);
+
+    meta.delete_topic(p.uuid, "t").await.unwrap().unwrap();
+    assert_eq!(
+        meta.daily_counts(p.uuid, Some("t"), i32::MIN..=i32::MAX)
+            .await
+            .unwrap(),
+        [(11, 6), (10, 4)],
+        "usage history outlives the topic"
+    );
+    meta.delete_project(p.uuid).await.unwrap().unwrap();
+    assert_eq!(
+        meta.daily_counts(p.uuid, None, i32::MIN..=i32::MAX)
+            .await
+            .unwrap(),
+        []
+    );
+    b.close(meta, log).await;
+    let (meta, log) = b.open(dir).await;
+    assert_eq!(
+        meta.daily_counts(p.uuid, None, i32::MIN..=i32::MAX)
+            .await
+            .unwrap(),
+        []
+    );
+    b.close(meta, log).await;
 }

@@ -186,6 +186,18 @@ pub enum Error {
     /// A topic's stored schema cannot be loaded.
     #[error("Could not load schema for topic")]
     SchemaUnloadable,
+    /// A report's `start_date` is not `YYYY-MM-DD`.
+    #[error("Start date is not in valid format")]
+    InvalidStartDate,
+    /// A report's `end_date` is not `YYYY-MM-DD`.
+    #[error("End date is not in valid format")]
+    InvalidEndDate,
+    /// A report window that ends before it starts.
+    #[error("Start date cannot be after the end date")]
+    StartAfterEnd,
+    /// A report's `projects=` names an unknown project.
+    #[error("Project {0} doesn't exist")]
+    ReportProjectMissing(String),
     /// Pull from a subscription whose topic was deleted.
     #[error("Subscription's topic doesn't exist")]
     SubscriptionTopicMissing,

@@ -14,6 +14,8 @@
 //!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
 //! * [`schemas`]: JSON Schema / AVRO schemas and publish-time validation.
 //! * [`status`], [`version`]: the `/v1/status` health report and `/v1/version`.
+//! * [`usage`]: AMS resource metrics (`:metrics`, `/v1/metrics`, VA and
+//!   usage reports) and their durable counters.
 //! * [`metrics`]: Prometheus counters and scrape-time gauges.
 //! * [`paging`]: newest-first pagination tokens.
 //! * [`model`]: stored records and the cursor state machine.
@@ -44,6 +46,7 @@ pub mod status;
 pub mod storage;
 pub mod subscriptions;
 pub mod topics;
+pub mod usage;
 pub mod users;
 pub mod version;
 
@@ -103,6 +106,7 @@ struct Shared {
     push: std::sync::OnceLock<std::sync::Weak<dyn push::PushGateway>>,
     schemas: schemas::SchemaCache,
     metrics: metrics::Metrics,
+    usage: usage::Pending,
 }
 
 /// The domain service handle.
@@ -125,6 +129,7 @@ impl Ams {
             push: std::sync::OnceLock::new(),
             schemas: schemas::SchemaCache::default(),
             metrics: metrics::Metrics::default(),
+            usage: usage::Pending::default(),
         }))
     }
 

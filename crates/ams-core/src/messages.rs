@@ -84,6 +84,12 @@ impl Ams {
         };
         self.metrics()
             .published(&ctx.project().name, &topic.name, count, bytes);
+        self.count_publish(
+            &topic,
+            count,
+            bytes,
+            Timestamp::from_nanos(appended.publish_time_ns),
+        );
         Ok(wire::PublishResponse {
             message_ids: (appended.first_offset..appended.first_offset + count)
                 .map(|o| o.to_string())
@@ -135,7 +141,8 @@ impl Ams {
             } else {
                 Vec::new()
             };
-            let now = self.now().secs();
+            let now = self.now();
+            let bytes: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
             // The log may have started later than `start` (retention ran since
             // the bounds were read, or offsets are missing): record what it returned.
             let first = messages.first().map_or(start, |m| m.offset);
@@ -143,13 +150,14 @@ impl Ams {
             let outcome = self
                 .meta()
                 .update_cursor(sub.project, &sub.name, WriteDurability::Relaxed, &mut |c| {
-                    c.record_pull(expected, first, end, now)
+                    c.record_pull(expected, first, end, now.secs())?;
+                    c.consumed.record(messages.len() as u64, bytes, now.nanos());
+                    Ok(())
                 })
                 .await?
                 .map_err(|_| Error::SubscriptionNotFound)?;
             match outcome {
                 Ok(_) => {
-                    let bytes: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
                     self.metrics().consumed(
                         &ctx.project().name,
                         name,

@@ -47,6 +47,76 @@ pub struct Topic {
     /// The attached schema (by identity, so a renamed schema stays attached).
     #[serde(default)]
     pub schema: Option<Uuid>,
+    /// What has been published to this incarnation (contract §9).
+    #[serde(default)]
+    pub published: Tally,
+}
+
+/// Cumulative message and byte counts of a stream of events (publishes to a
+/// topic, pulls from a subscription) with the two latest event times, from
+/// which the rate of contract §9 follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Messages, cumulative.
+    pub messages: u64,
+    /// Bytes of `data` strings, cumulative.
+    pub bytes: u64,
+    /// When the latest event happened (ns since the epoch); 0: never.
+    pub latest_ns: i64,
+    /// Messages of the latest event.
+    pub latest_count: u64,
+    /// When the event before it happened; 0: there was none.
+    pub previous_ns: i64,
+}
+
+impl Tally {
+    /// Counts one event of `count` messages and `bytes` bytes at `at_ns`.
+    pub fn record(&mut self, count: u64, bytes: u64, at_ns: i64) {
+        self.messages = self.messages.saturating_add(count);
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.previous_ns = self.latest_ns;
+        self.latest_ns = at_ns;
+        self.latest_count = count;
+    }
+
+    /// Messages per second between the last two events: the latest event's
+    /// count over the seconds since the one before (1 s for the first), 0
+    /// before any event.
+    pub fn rate(&self) -> f64 {
+        if self.latest_ns == 0 {
+            return 0.0;
+        }
+        let seconds = if self.previous_ns == 0 {
+            1.0
+        } else {
+            // Two events in the same instant would divide by zero (the original
+            // then failed to render the metric); a nanosecond apart is as close
+            // as two real events get.
+            ((self.latest_ns - self.previous_ns) as f64 / 1e9).max(1e-9)
+        };
+        self.latest_count as f64 / seconds
+    }
+
+    /// Adds the counts of `later`, a tally of events recorded after this one's
+    /// (and seeded with this one's latest time), taking its latest events.
+    pub fn absorb(&mut self, later: &Tally) {
+        self.messages = self.messages.saturating_add(later.messages);
+        self.bytes = self.bytes.saturating_add(later.bytes);
+        if later.latest_ns > self.latest_ns {
+            self.latest_ns = later.latest_ns;
+            self.latest_count = later.latest_count;
+            self.previous_ns = later.previous_ns;
+        }
+    }
+
+    /// An empty tally whose next event follows this one's latest (for counting
+    /// new events apart and [`Tally::absorb`]ing them later).
+    pub fn continuation(&self) -> Tally {
+        Tally {
+            latest_ns: self.latest_ns,
+            ..Tally::default()
+        }
+    }
 }
 
 /// A schema's language (contract §8).
@@ -346,6 +416,17 @@ pub struct Registration {
     pub seq: u64,
 }
 
+/// A node's latest operational sample (`GET /v1/metrics`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeSample {
+    /// The node's host name.
+    pub host: String,
+    /// CPU time over wall time since the process started, in percent (as `ps %cpu`).
+    pub cpu_percent: f64,
+    /// Resident memory over the machine's memory, in percent (as `ps %mem`).
+    pub memory_percent: f64,
+}
+
 /// A subscription's position, with the pending-ack bookkeeping of AMS (contract §6.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -359,6 +440,10 @@ pub struct Cursor {
     /// committed position: its delivery attempts, for dead-lettering.
     #[serde(default)]
     pub deliveries: u32,
+    /// What pulls have handed out, redeliveries included (contract §9). Kept
+    /// on the cursor so that a pull records it in the write it makes anyway.
+    #[serde(default)]
+    pub consumed: Tally,
 }
 
 /// Why a cursor change was refused.
@@ -387,7 +472,16 @@ impl Cursor {
             next_offset: 0,
             pending_since: None,
             deliveries: 0,
+            consumed: Tally::default(),
         }
+    }
+
+    /// The cursor at `offset` with nothing pending, keeping the consumption tally.
+    fn restart_at(&mut self, offset: u64) {
+        *self = Cursor {
+            consumed: self.consumed,
+            ..Cursor::at(offset)
+        };
     }
 
     /// Records a pull at `now_secs` that returned the offsets `start..end`
@@ -437,13 +531,13 @@ impl Cursor {
         if now_secs.saturating_sub(pulled_at) > ack_deadline {
             return Err(CursorRefusal::AckTimeout);
         }
-        *self = Cursor::at(n);
+        self.restart_at(n);
         Ok(())
     }
 
     /// Moves the committed offset (`:modifyOffset`), dropping whatever was pending.
     pub fn seek(&mut self, offset: u64) {
-        *self = Cursor::at(offset);
+        self.restart_at(offset);
     }
 
     /// Raises the committed offset to `min` when messages below it expired,

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::model::{
-    Cursor, CursorRefusal, Project, Registration, Schema, Subscription, Topic, User,
+    Cursor, CursorRefusal, NodeSample, Project, Registration, Schema, Subscription, Tally, Topic,
+    User,
 };
 
 /// An error a backend reports. The domain maps every one of them to a 500
@@ -212,6 +213,23 @@ pub type CursorUpdate<'a> = &'a mut (dyn FnMut(&mut Cursor) -> Result<(), Cursor
 /// like [`CursorUpdate`] it may be called more than once.
 pub type SubscriptionUpdate<'a> = &'a mut (dyn FnMut(&mut Subscription) -> bool + Send);
 
+/// Publishes one node counted for one topic incarnation since it last handed
+/// its counts to the store ([`MetadataStore::add_usage`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// The topic's project.
+    pub project: Uuid,
+    /// The topic's name (daily counts are kept by name, as the original does).
+    pub topic: String,
+    /// The incarnation whose totals the delta adds to.
+    pub log_id: Uuid,
+    /// The new events, seeded with the topic's latest publish time as the node
+    /// knew it (see [`Tally::continuation`]).
+    pub published: Tally,
+    /// Messages per UTC day (days since 1970-01-01).
+    pub days: Vec<(i32, u64)>,
+}
+
 /// Projects, topics, subscriptions and cursors.
 ///
 /// Names are unique per kind (projects globally, topics and subscriptions per
@@ -331,6 +349,26 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Gives up lease `key` if `holder` holds it.
     async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()>;
 
+    // -- usage counters (contract §9) --
+
+    /// Adds publish counts: each delta's tally to its topic when that
+    /// incarnation still exists, and its days to the daily counters of
+    /// `(project, topic name)`, which outlive the topic (they are usage
+    /// history) but not the project. Deltas of several nodes add up.
+    async fn add_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()>;
+    /// The project's daily publish counts (only topic `topic`'s if given)
+    /// for the days in `days`, summed per day, newest first.
+    async fn daily_counts(
+        &self,
+        project: Uuid,
+        topic: Option<&str>,
+        days: std::ops::RangeInclusive<i32>,
+    ) -> StoreResult<Vec<(i32, u64)>>;
+    /// Records a node's latest operational sample, replacing its previous one.
+    async fn put_node_sample(&self, sample: NodeSample) -> StoreResult<()>;
+    /// Every node's latest sample, by host name.
+    async fn node_samples(&self) -> StoreResult<Vec<NodeSample>>;
+
     // -- access control lists --
 
     /// Replaces a topic's ACL (user UUIDs, in order); `NotFound` if missing.
@@ -360,11 +398,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Replaces a user record (rename, profile, token, memberships);
     /// `AlreadyExists` if the new name belongs to another user, `NotFound` if gone.
     async fn update_user(&self, user: User) -> WriteResult<()>;
-    /// Deletes a user, removing its UUID from every topic and subscription ACL in
     /// Makes `user` a member of `project` without roles unless it already is
     /// one, atomically with respect to other changes of the user (the push
     /// worker joins the projects of the subscriptions it delivers this way).
     async fn add_membership(&self, user: Uuid, project: Uuid) -> WriteResult<()>;
+    /// Deletes a user, removing its UUID from every topic and subscription ACL in
     /// the same atomic write; returns the deleted user.
     async fn delete_user(&self, uuid: Uuid) -> WriteResult<User>;
 

@@ -45,6 +45,7 @@ impl Ams {
             seq: 0,
             acl: Vec::new(),
             schema,
+            published: Default::default(),
         };
         match self.meta().create_topic(topic).await? {
             Ok(topic) => self.topic_view(project, &topic).await,

@@ -44,6 +44,9 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::MattermostUrlEmpty
         | Error::InvalidDeadLetterPolicy(_)
         | Error::InvalidSchemaType
+        | Error::InvalidStartDate
+        | Error::InvalidEndDate
+        | Error::StartAfterEnd
         | Error::SchemaValidation(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::InvalidBody(Body::Request) => (S::BAD_REQUEST, "BAD_REQUEST"),
         Error::InvalidBody(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
@@ -56,6 +59,7 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::UserNotFound
         | Error::RegistrationNotFound
         | Error::ProjectUuidMissing
+        | Error::ReportProjectMissing(_)
         | Error::UsersMissing(_) => (S::NOT_FOUND, "NOT_FOUND"),
         Error::AckTimeout => (S::REQUEST_TIMEOUT, "TIMEOUT"),
         Error::ProjectExists

@@ -9,7 +9,10 @@
 //! # Layout
 //! * [`routes`]: the route table and gorilla/mux-compatible matching.
 //! * [`projects`], [`topics`], [`subscriptions`], [`users`], [`members`],
-//!   [`registrations`]: the handlers, one module per resource.
+//!   [`registrations`], [`schemas`]: the handlers, one module per resource.
+//! * [`usage`]: `/v1/metrics`, the VA report and the usage report;
+//!   [`status`]: health and version; [`metrics`]: Prometheus `/metrics`;
+//!   [`openapi`]: the API description.
 //! * [`error`]: domain error → status, message, envelope.
 //! * [`respond`]: success bodies in the layout each route uses.
 //! * [`cors`]: the original's CORS behaviour.
@@ -37,6 +40,7 @@ pub mod schemas;
 pub mod status;
 pub mod subscriptions;
 pub mod topics;
+pub mod usage;
 pub mod users;
 
 use error::Stage;

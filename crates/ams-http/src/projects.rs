@@ -33,3 +33,10 @@ pub async fn delete(call: Call) -> Handled {
     call.ams.delete_project(&call.ctx).await?;
     Ok(respond::empty())
 }
+
+/// `GET /v1/projects/{project}:metrics`.
+pub async fn metrics(call: Call) -> Handled {
+    Ok(respond::indented(
+        &call.ams.project_metrics(&call.ctx).await?,
+    ))
+}

@@ -12,7 +12,7 @@ use http::Method;
 
 use crate::{
     Call, Handled, members, openapi, projects, registrations, schemas, status, subscriptions,
-    topics, users,
+    topics, usage, users,
 };
 
 /// A route's handler.
@@ -44,14 +44,16 @@ macro_rules! table {
     };
 }
 
-// Only routes whose behaviour is built are listed; the rest of the original's 64
-// arrive with their features (schemas, metrics, push), keeping this order.
+// The original's 64 routes in its order, plus our `/v1/openapi.json`.
 table! {
+    GET "/v1/metrics" => AmsMetrics, usage::operational;
     GET "/v1/status" => AmsHealthStatus, status::health;
+    GET "/v1/metrics/va_metrics" => AmsVaMetrics, usage::va_metrics;
     GET "/v1/users:byToken/{token}" => UsersByToken, users::by_token;
     GET "/v1/users:byUUID/{uuid}" => UsersByUuid, users::by_uuid;
     GET "/v1/users" => UsersList, users::list;
     GET "/v1/users/profile" => UsersProfile, users::profile;
+    GET "/v1/users/usageReport" => UsersUsageReport, usage::usage_report;
     GET "/v1/users/{user}" => UsersShow, users::show;
     POST "/v1/users/{user}:refreshToken" => UsersRefreshToken, users::refresh_token;
     POST "/v1/users/{user}" => UsersCreate, users::create;
@@ -64,6 +66,7 @@ table! {
     GET "/v1/registrations/{uuid}" => RegistrationsShow, registrations::show;
     GET "/v1/registrations" => RegistrationsList, registrations::list;
     GET "/v1/projects" => ProjectsList, projects::list;
+    GET "/v1/projects/{project}:metrics" => ProjectsMetrics, projects::metrics;
     POST "/v1/projects/{project}/members/{user}:add" => ProjectsAddUser, members::add;
     POST "/v1/projects/{project}/members/{user}:remove" => ProjectsRemoveUser, members::remove;
     GET "/v1/projects/{project}/members/{user}" => ProjectsShowUser, members::show;
@@ -75,6 +78,7 @@ table! {
     GET "/v1/projects/{project}/subscriptions/{subscription}:offsets" => SubscriptionsOffsets, subscriptions::offsets;
     GET "/v1/projects/{project}/subscriptions/{subscription}:timeToOffset" => SubscriptionsTimeToOffset, subscriptions::time_to_offset;
     GET "/v1/projects/{project}/subscriptions/{subscription}:acl" => SubscriptionsAcl, subscriptions::acl;
+    GET "/v1/projects/{project}/subscriptions/{subscription}:metrics" => SubscriptionsMetrics, subscriptions::metrics;
     GET "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsShow, subscriptions::show;
     PUT "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsCreate, subscriptions::create;
     DELETE "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsDelete, subscriptions::delete;
@@ -87,6 +91,7 @@ table! {
     POST "/v1/projects/{project}/subscriptions/{subscription}:modifyAcl" => SubscriptionsModifyAcl, subscriptions::modify_acl;
     GET "/v1/projects/{project}/topics" => TopicsList, topics::list;
     GET "/v1/projects/{project}/topics/{topic}:acl" => TopicsAcl, topics::acl;
+    GET "/v1/projects/{project}/topics/{topic}:metrics" => TopicsMetrics, topics::metrics;
     GET "/v1/projects/{project}/topics/{topic}" => TopicsShow, topics::show;
     PUT "/v1/projects/{project}/topics/{topic}" => TopicsCreate, topics::create;
     DELETE "/v1/projects/{project}/topics/{topic}" => TopicsDelete, topics::delete;

@@ -121,3 +121,10 @@ pub async fn modify_acl(call: Call) -> Handled {
         .await?;
     Ok(respond::empty())
 }
+
+/// `GET …/subscriptions/{subscription}:metrics`.
+pub async fn metrics(call: Call) -> Handled {
+    Ok(respond::indented(
+        &call.ams.subscription_metrics(&call.ctx, sub(&call)).await?,
+    ))
+}

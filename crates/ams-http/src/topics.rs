@@ -84,3 +84,10 @@ pub async fn detach_schema(call: Call) -> Handled {
     call.ams.detach_schema(&call.ctx, topic(&call)).await?;
     Ok(respond::empty())
 }
+
+/// `GET …/topics/{topic}:metrics`.
+pub async fn metrics(call: Call) -> Handled {
+    Ok(respond::indented(
+        &call.ams.topic_metrics(&call.ctx, topic(&call)).await?,
+    ))
+}

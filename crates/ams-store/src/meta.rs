@@ -19,11 +19,11 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use ams_core::model::{
-    Cursor, CursorRefusal, Project, Registration, Schema, Subscription, Topic, User,
+    Cursor, CursorRefusal, NodeSample, Project, Registration, Schema, Subscription, Topic, User,
 };
 use ams_core::storage::{
     Conflict, CursorUpdate, MetadataStore, Page, PageRequest, StoreError, StoreResult,
-    SubscriptionUpdate, WriteDurability, WriteResult,
+    SubscriptionUpdate, UsageDelta, WriteDurability, WriteResult,
 };
 
 use crate::Durability;
@@ -35,6 +35,7 @@ const SUBSCRIPTION: u8 = b'S';
 const USER: u8 = b'U';
 const REGISTRATION: u8 = b'R';
 const SCHEMA: u8 = b'C';
+const DAILY: u8 = b'D';
 
 fn key(kind: u8, seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -53,6 +54,20 @@ struct ProjectRecord {
     seq: u64,
     project: Project,
 }
+
+/// One day's publish count of one topic name, as stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DailyRecord {
+    project: Uuid,
+    topic: String,
+    /// Days since 1970-01-01 (UTC).
+    day: i32,
+    count: u64,
+}
+
+/// A project's daily counts by (topic name, day): the record's key sequence
+/// and the count.
+type Daily = BTreeMap<(String, i32), (u64, u64)>;
 
 /// Items of one kind in one project, by creation sequence and by name.
 struct Items<T> {
@@ -121,6 +136,10 @@ struct State {
     /// Leases by key: holder and expiry (Unix ms). Kept in memory only: one
     /// process owns the data directory, so a lease never has to outlive it.
     leases: HashMap<String, (String, i64)>,
+    daily: HashMap<Uuid, Daily>,
+    /// Node samples, in memory for the same reason as leases: the embedded
+    /// store has exactly one node.
+    nodes: BTreeMap<String, NodeSample>,
 }
 
 impl State {
@@ -258,6 +277,14 @@ impl EmbeddedMeta {
                     let r: Registration = decode(&v)?;
                     state.registration_uuids.insert(r.uuid, r.seq);
                     state.registrations.insert(r.seq, r);
+                }
+                Some(&DAILY) => {
+                    let r: DailyRecord = decode(&v)?;
+                    state
+                        .daily
+                        .entry(r.project)
+                        .or_default()
+                        .insert((r.topic, r.day), (seq, r.count));
                 }
                 _ => return Err(StoreError::new("read metadata", "unknown record kind")),
             }
@@ -482,9 +509,13 @@ impl MetadataStore for EmbeddedMeta {
             let topics = st.topics.remove(&uuid).unwrap_or_default();
             let subs = st.subscriptions.remove(&uuid).unwrap_or_default();
             let schemas = st.schemas.remove(&uuid).unwrap_or_default();
+            let daily = st.daily.remove(&uuid).unwrap_or_default();
             // One atomic batch: a crash never leaves half a project behind.
             let mut batch = self.db.batch();
             batch.remove(&self.records, key(PROJECT, seq));
+            for (s, _) in daily.values() {
+                batch.remove(&self.records, key(DAILY, *s));
+            }
             for s in schemas.by_seq.keys() {
                 batch.remove(&self.records, key(SCHEMA, *s));
             }
@@ -733,6 +764,85 @@ impl MetadataStore for EmbeddedMeta {
             st.leases.remove(key);
         }
         Ok(())
+    }
+
+    async fn add_usage(&self, deltas: &[UsageDelta]) -> StoreResult<()> {
+        {
+            let mut st = self.state.write();
+            // One atomic batch per flush: totals and daily counts move together.
+            let mut batch = self.db.batch();
+            let mut topics = Vec::new();
+            // Counts written by this batch, read before the mirror (two
+            // incarnations of one topic name may share a day).
+            let mut days = HashMap::<(Uuid, (String, i32)), (u64, u64)>::new();
+            for delta in deltas {
+                if st.project_seq(delta.project).is_none() {
+                    continue;
+                }
+                if let Some(topic) = st
+                    .topics
+                    .get(&delta.project)
+                    .and_then(|items| items.get(&delta.topic))
+                    .filter(|t| t.log_id == delta.log_id)
+                {
+                    let mut topic = topic.clone();
+                    topic.published.absorb(&delta.published);
+                    batch.insert(&self.records, key(TOPIC, topic.seq), encode(&topic)?);
+                    topics.push(topic);
+                }
+                for &(day, count) in &delta.days {
+                    let slot = (delta.project, (delta.topic.clone(), day));
+                    let known = days
+                        .get(&slot)
+                        .or_else(|| st.daily.get(&delta.project).and_then(|d| d.get(&slot.1)));
+                    let (seq, total) = match known {
+                        Some(&(seq, total)) => (seq, total.saturating_add(count)),
+                        None => (st.seq(), count),
+                    };
+                    let record = DailyRecord {
+                        project: delta.project,
+                        topic: delta.topic.clone(),
+                        day,
+                        count: total,
+                    };
+                    batch.insert(&self.records, key(DAILY, seq), encode(&record)?);
+                    days.insert(slot, (seq, total));
+                }
+            }
+            batch.commit().map_err(fail("add usage"))?;
+            for t in topics {
+                t.mirror(&mut st);
+            }
+            for ((project, slot), value) in days {
+                st.daily.entry(project).or_default().insert(slot, value);
+            }
+        }
+        self.settle(WriteDurability::Tier).await
+    }
+
+    async fn daily_counts(
+        &self,
+        project: Uuid,
+        topic: Option<&str>,
+        days: std::ops::RangeInclusive<i32>,
+    ) -> StoreResult<Vec<(i32, u64)>> {
+        let st = self.state.read();
+        let mut sums = BTreeMap::<i32, u64>::new();
+        for ((name, day), (_, count)) in st.daily.get(&project).into_iter().flatten() {
+            if days.contains(day) && topic.is_none_or(|t| t == name) {
+                *sums.entry(*day).or_default() += count;
+            }
+        }
+        Ok(sums.into_iter().rev().collect())
+    }
+
+    async fn put_node_sample(&self, sample: NodeSample) -> StoreResult<()> {
+        self.state.write().nodes.insert(sample.host.clone(), sample);
+        Ok(())
+    }
+
+    async fn node_samples(&self) -> StoreResult<Vec<NodeSample>> {
+        Ok(self.state.read().nodes.values().cloned().collect())
     }
 
     async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()> {

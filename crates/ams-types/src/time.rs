@@ -78,6 +78,47 @@ impl Timestamp {
     }
 }
 
+/// Seconds in a UTC day.
+const DAY_SECS: i64 = 86_400;
+
+impl Timestamp {
+    /// The UTC day this instant falls in, as days since 1970-01-01.
+    pub const fn day(self) -> i32 {
+        // i64 days since the epoch fit i32 for every representable instant.
+        self.secs().div_euclid(DAY_SECS) as i32
+    }
+
+    /// Midnight (UTC) starting `day` (days since 1970-01-01).
+    pub const fn start_of_day(day: i32) -> Self {
+        Self::from_secs(day as i64 * DAY_SECS)
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date as Go's `time.Parse("2006-01-02", …)` does
+/// (four-digit year, two-digit month and day, a real calendar date, nothing
+/// after it). Returns days since 1970-01-01.
+pub fn parse_date(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = &b[r];
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| std::str::from_utf8(part).ok()?.parse().ok())?
+    };
+    let month = Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let date = Date::from_calendar_date(
+        i32::try_from(num(0..4)?).ok()?,
+        month,
+        u8::try_from(num(8..10)?).ok()?,
+    )
+    .ok()?;
+    let midnight = PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc();
+    Some(Timestamp::from_secs(midnight.unix_timestamp()).day())
+}
+
 /// Parses the `:timeToOffset` `time` parameter: `YYYY-MM-DDTHH:MM:SS.mmmZ` with
 /// exactly three fractional digits and a literal `Z`; the hour may have one digit
 /// (Go's `2006-01-02T15:04:05.000Z` layout). Returns milliseconds since the epoch.
@@ -129,6 +170,35 @@ pub fn parse_zulu_millis(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
+        let day = parse_date("2024-02-29").unwrap();
+        assert_eq!(Timestamp::start_of_day(day).to_date(), "2024-02-29");
+        assert_eq!(Timestamp::start_of_day(day).day(), day);
+        assert_eq!(
+            Timestamp::from_secs(day as i64 * 86_400 + 86_399).day(),
+            day
+        );
+        for bad in [
+            "2023-02-29",
+            "2024-2-01",
+            "2024-02-1",
+            "24-02-01",
+            "2024-02-01T",
+            "2024/02/01",
+            "2024-13-01",
+            "2024-00-10",
+            "",
+            "abcd-ef-gh",
+            "+024-02-01",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn publish_time_trims_trailing_zeros() {

@@ -786,6 +786,102 @@ pub struct MattermostPost<'a> {
     pub channel: &'a str,
 }
 
+/// A metric list (contract §3.8): the answer of every `:metrics` route and of
+/// `GET /v1/metrics` (3-space indented).
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct MetricList {
+    /// The metrics, in the route's documented order.
+    pub metrics: Vec<Metric>,
+}
+
+/// One metric with its time series.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct Metric {
+    /// Name, e.g. `topic.number_of_messages`.
+    pub metric: String,
+    /// `counter`, `rate` or `percentage`.
+    pub metric_type: String,
+    /// `int64` or `float64`.
+    pub value_type: String,
+    /// `project`, `project.user`, `topic`, `subscription` or `ams_node`.
+    pub resource_type: String,
+    /// The resource's name (`project.user` for per-user project metrics).
+    pub resource_name: String,
+    /// The points: one for current values, up to 30 days for daily counters.
+    pub timeseries: Vec<Timepoint>,
+    /// The catalogue's description.
+    pub description: String,
+}
+
+/// One point of a time series.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct Timepoint {
+    /// `YYYY-MM-DDTHH:MM:SSZ`, or `YYYY-MM-DD` for daily counters.
+    pub timestamp: String,
+    /// The value.
+    pub value: MetricValue,
+}
+
+/// A metric's value: an integer counter or a float rate/percentage.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq)]
+#[serde(untagged)]
+pub enum MetricValue {
+    /// `int64` metrics.
+    Int(i64),
+    /// `float64` metrics (rendered the way Go renders floats).
+    Float(f64),
+}
+
+/// `GET /v1/metrics/va_metrics` (1-space indented): the VA report.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct VaReport {
+    /// Per-project message counts and their totals.
+    pub projects_metrics: ProjectsMetrics,
+    /// Sum of the projects' `users_count`.
+    pub total_users_count: i64,
+    /// Sum of the projects' `topics_count`.
+    pub total_topics_count: i64,
+    /// Sum of the projects' `subscriptions_count`.
+    pub total_subscriptions_count: i64,
+}
+
+/// `projects_metrics` of the VA report.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct ProjectsMetrics {
+    /// Projects with messages in the window.
+    pub projects: Vec<ProjectMetrics>,
+    /// Sum of the projects' message counts.
+    pub total_message_count: i64,
+    /// Sum of the projects' (rounded) daily averages.
+    pub average_daily_messages: f64,
+}
+
+/// One project of the VA report.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct ProjectMetrics {
+    /// Project name.
+    pub project: String,
+    /// Messages published in the window.
+    pub message_count: i64,
+    /// `message_count` per day of the window, rounded up to 2 decimals.
+    pub average_daily_messages: f64,
+    /// Topics created in the window.
+    pub topics_count: i64,
+    /// Subscriptions created in the window.
+    pub subscriptions_count: i64,
+    /// Members created in the window.
+    pub users_count: i64,
+}
+
+/// `GET /v1/users/usageReport` (3-space indented).
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+pub struct UsageReport {
+    /// The VA report of the caller's projects.
+    pub va_metrics: VaReport,
+    /// The operational metrics of every node.
+    pub operational_metrics: MetricList,
+}
+
 /// Inside the error envelope.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {

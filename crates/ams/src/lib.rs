@@ -32,6 +32,10 @@ const GRACE: Duration = Duration::from_secs(10);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
+/// How often publish counts go to the metadata store: what a crash may lose
+/// of them (contract §9 counters; never messages).
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// A started server: bound, serving in the background.
 pub struct Application {
     addr: SocketAddr,
@@ -41,6 +45,7 @@ pub struct Application {
     /// The built-in pusher, when push is enabled.
     pusher: Option<tokio::task::JoinHandle<()>>,
     pusher_stop: tokio_util::sync::CancellationToken,
+    ams: Ams,
     log: Arc<SegmentLog>,
     token: token::ServiceToken,
     scheme: &'static str,
@@ -114,7 +119,7 @@ impl Application {
             None
         };
         let app = ams_http::app(
-            ams,
+            ams.clone(),
             ams_http::HttpSettings {
                 auth_option: config.auth_option,
                 max_body_bytes: config.max_body_bytes,
@@ -165,14 +170,19 @@ impl Application {
                 }
             })
         };
+        let usage = {
+            let ams = ams.clone();
+            tokio::spawn(async move { ams.run_usage_flusher(USAGE_FLUSH_EVERY).await })
+        };
         stop_on_error.disarm();
         Ok(Self {
             addr,
             handle,
             server,
-            background: vec![retention],
+            background: vec![retention, usage],
             pusher,
             pusher_stop,
+            ams,
             log,
             token,
             scheme,
@@ -203,6 +213,7 @@ impl Application {
             background,
             pusher,
             pusher_stop,
+            ams,
             log,
             ..
         } = self;
@@ -223,6 +234,9 @@ impl Application {
         pusher_stop.cancel();
         if let Some(pusher) = pusher {
             let _ = pusher.await;
+        }
+        if let Err(e) = ams.flush_usage().await {
+            tracing::error!(error = %e, "cannot store the last usage counters");
         }
         log.close().await;
         Ok(())

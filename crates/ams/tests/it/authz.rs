@@ -212,7 +212,13 @@ fn request(route: Route, pattern: &str, f: &Fixture) -> (String, Option<&'static
         | Route::TopicsDetachSchema
         | Route::SchemasShow
         | Route::SchemasList
-        | Route::SchemasDelete => None,
+        | Route::SchemasDelete
+        | Route::AmsMetrics
+        | Route::AmsVaMetrics
+        | Route::UsersUsageReport
+        | Route::ProjectsMetrics
+        | Route::TopicsMetrics
+        | Route::SubscriptionsMetrics => None,
         Route::TopicsAttachSchema => Some(r#"{"schema":"projects/P/schemas/sc"}"#),
         Route::SchemasValidateMessage => Some(r#"{"any":"object"}"#),
         Route::SchemasCreate => Some(r#"{"type":"json","schema":{"type":"object"}}"#),
@@ -398,8 +404,14 @@ fn service_family(p: &str) -> bool {
     ["/v1/status", "/v1/version", "/v1/openapi.json"].contains(&p)
 }
 
+/// Service-wide metrics (`/v1/metrics`, `/v1/metrics/va_metrics`).
+fn metrics_family(p: &str) -> bool {
+    p.starts_with("/v1/metrics")
+}
+
 const FAMILIES: &[fn(&str) -> bool] = &[
     service_family,
+    metrics_family,
     users_family,
     registrations_family,
     projects_family,
@@ -419,6 +431,11 @@ fn every_served_route_is_in_exactly_one_family() {
         let families = FAMILIES.iter().filter(|f| f(entry.pattern)).count();
         assert_eq!(families, 1, "{}", entry.pattern);
     }
+}
+
+#[tokio::test]
+async fn matrix_metrics() {
+    matrix(metrics_family).await;
 }
 
 #[tokio::test]

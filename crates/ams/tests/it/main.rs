@@ -15,6 +15,7 @@ mod push_config;
 mod push_flows;
 mod receiver;
 mod registrations;
+mod resource_metrics;
 mod retention;
 mod schemas;
 mod smoke;
