@@ -179,6 +179,10 @@ routes! {
     VersionList = "version:list": [],
     // Ours: the OpenAPI document of this API.
     ApiDocument = "openapi:show": [],
+    // Ours: live streams. A subscription streams to whoever may pull it; a
+    // topic's tail shows every message, which only admins may read.
+    SubscriptionsStream = "subscriptions:stream": [ServiceAdmin, ProjectAdmin, Consumer],
+    TopicsStream = "topics:stream": [ServiceAdmin, ProjectAdmin],
 }
 
 impl Route {

@@ -198,6 +198,9 @@ pub enum Error {
     /// A report's `projects=` names an unknown project.
     #[error("Project {0} doesn't exist")]
     ReportProjectMissing(String),
+    /// Extension: a stream parameter out of range; carries the rule.
+    #[error("Invalid stream parameter: {0}")]
+    InvalidStreamParameter(&'static str),
     /// Pull from a subscription whose topic was deleted.
     #[error("Subscription's topic doesn't exist")]
     SubscriptionTopicMissing,

@@ -10,6 +10,7 @@
 //! * [`users`], [`members`], [`registrations`]: identity administration.
 //! * [`acl`]: per-topic/subscription access lists and their enforcement.
 //! * [`messages`]: publish, pull, acknowledge, offsets and time seeks.
+//! * [`streams`]: live subscription streams (window, acks) and topic tails.
 //! * [`push`]: push configuration, verification, the push worker, dead
 //!   letters, and the [`push::PushGateway`] the built-in pusher plugs into.
 //! * [`schemas`]: JSON Schema / AVRO schemas and publish-time validation.
@@ -44,6 +45,7 @@ pub mod registrations;
 pub mod schemas;
 pub mod status;
 pub mod storage;
+pub mod streams;
 pub mod subscriptions;
 pub mod topics;
 pub mod usage;
@@ -107,6 +109,7 @@ struct Shared {
     schemas: schemas::SchemaCache,
     metrics: metrics::Metrics,
     usage: usage::Pending,
+    cursors: streams::CursorWatch,
 }
 
 /// The domain service handle.
@@ -130,6 +133,7 @@ impl Ams {
             schemas: schemas::SchemaCache::default(),
             metrics: metrics::Metrics::default(),
             usage: usage::Pending::default(),
+            cursors: streams::CursorWatch::default(),
         }))
     }
 

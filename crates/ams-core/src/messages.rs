@@ -141,49 +141,66 @@ impl Ams {
             } else {
                 Vec::new()
             };
-            let now = self.now();
-            let bytes: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
             // The log may have started later than `start` (retention ran since
             // the bounds were read, or offsets are missing): record what it returned.
             let first = messages.first().map_or(start, |m| m.offset);
             let end = messages.last().map_or(start, |m| m.offset + 1);
-            let outcome = self
-                .meta()
-                .update_cursor(sub.project, &sub.name, WriteDurability::Relaxed, &mut |c| {
-                    c.record_pull(expected, first, end, now.secs())?;
-                    c.consumed.record(messages.len() as u64, bytes, now.nanos());
-                    Ok(())
-                })
+            if self
+                .record_delivery(ctx, &sub, expected, first..end, &messages)
                 .await?
-                .map_err(|_| Error::SubscriptionNotFound)?;
-            match outcome {
-                Ok(_) => {
-                    self.metrics().consumed(
-                        &ctx.project().name,
-                        name,
-                        messages.len() as u64,
-                        bytes,
-                    );
-                    let prefix = format!("projects/{}/subscriptions/{}", ctx.project().name, name);
-                    return Ok(wire::PullResponse {
-                        received_messages: messages
-                            .into_iter()
-                            .map(|m| received(&prefix, m))
-                            .collect(),
-                    });
-                }
-                // An ack or seek moved the cursor while we read (`record_pull`
-                // refuses for no other reason): read again from where it is now.
-                Err(_) => {
-                    let current = self.subscription(ctx, name).await?;
-                    expected = current.cursor.offset;
-                }
+            {
+                let prefix = format!("projects/{}/subscriptions/{}", ctx.project().name, name);
+                return Ok(wire::PullResponse {
+                    received_messages: messages.into_iter().map(|m| received(&prefix, m)).collect(),
+                });
             }
+            // An ack or seek moved the cursor while we read: read again from
+            // where it is now.
+            expected = self.subscription(ctx, name).await?.cursor.offset;
         }
         Err(Error::Backend(crate::storage::StoreError::new(
             "pull",
             "the cursor kept moving under concurrent acknowledgements",
         )))
+    }
+
+    /// Records that `messages` were handed out: the pull bookkeeping of the
+    /// cursor (`pending` becomes the range awaiting acknowledgement, and the
+    /// head's delivery count grows if the head was among them), the
+    /// consumption tally and the Prometheus counters. `false` when an ack or
+    /// seek moved the committed offset away from `expected` meanwhile (the
+    /// caller reads again).
+    pub(crate) async fn record_delivery(
+        &self,
+        ctx: &Context,
+        sub: &Subscription,
+        expected: u64,
+        pending: std::ops::Range<u64>,
+        messages: &[StoredMessage],
+    ) -> Result<bool> {
+        let now = self.now();
+        let bytes: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
+        let head_sent = messages.first().is_some_and(|m| m.offset == pending.start);
+        let outcome = self
+            .meta()
+            .update_cursor(sub.project, &sub.name, WriteDurability::Relaxed, &mut |c| {
+                let deliveries = c.deliveries;
+                c.record_pull(expected, pending.start, pending.end, now.secs())?;
+                if !head_sent {
+                    c.deliveries = deliveries;
+                }
+                c.consumed.record(messages.len() as u64, bytes, now.nanos());
+                Ok(())
+            })
+            .await?
+            .map_err(|_| Error::SubscriptionNotFound)?;
+        // `record_pull` refuses for no other reason than a moved cursor.
+        if outcome.is_err() {
+            return Ok(false);
+        }
+        self.metrics()
+            .consumed(&ctx.project().name, &sub.name, messages.len() as u64, bytes);
+        Ok(true)
     }
 
     /// `:acknowledge`: cumulative on the highest id (contract §6.4).
@@ -213,12 +230,13 @@ impl Ams {
             })
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?
-            .map(|_| ())
             .map_err(|refusal| match refusal {
                 CursorRefusal::NoAckPending => Error::NoAckPending,
                 CursorRefusal::AckTimeout => Error::AckTimeout,
                 CursorRefusal::WrongAck | CursorRefusal::Moved => Error::WrongAck,
-            })
+            })?;
+        self.cursor_moved(sub.project, &sub.name);
+        Ok(())
     }
 
     /// `:offsets`: the topic's bounds and the committed offset, catching the
@@ -267,8 +285,9 @@ impl Ams {
             })
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?
-            .map(|_| ())
-            .map_err(|_| Error::OffsetOutOfBounds)
+            .map_err(|_| Error::OffsetOutOfBounds)?;
+        self.cursor_moved(sub.project, &sub.name);
+        Ok(())
     }
 
     /// `:timeToOffset?time=…`: the first offset published at or after `time`.

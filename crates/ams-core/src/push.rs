@@ -602,6 +602,7 @@ impl Ams {
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?
             .ok();
+        self.cursor_moved(sub.project, &sub.name);
         Ok(())
     }
 

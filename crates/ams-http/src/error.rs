@@ -47,6 +47,7 @@ pub fn describe(err: &Error) -> (StatusCode, String, &'static str) {
         | Error::InvalidStartDate
         | Error::InvalidEndDate
         | Error::StartAfterEnd
+        | Error::InvalidStreamParameter(_)
         | Error::SchemaValidation(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
         Error::InvalidBody(Body::Request) => (S::BAD_REQUEST, "BAD_REQUEST"),
         Error::InvalidBody(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),

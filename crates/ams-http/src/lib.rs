@@ -10,6 +10,8 @@
 //! * [`routes`]: the route table and gorilla/mux-compatible matching.
 //! * [`projects`], [`topics`], [`subscriptions`], [`users`], [`members`],
 //!   [`registrations`], [`schemas`]: the handlers, one module per resource.
+//! * [`streams`]: WebSocket / Server-Sent Events streams of subscriptions
+//!   and topics.
 //! * [`usage`]: `/v1/metrics`, the VA report and the usage report;
 //!   [`status`]: health and version; [`metrics`]: Prometheus `/metrics`;
 //!   [`openapi`]: the API description.
@@ -38,6 +40,7 @@ pub mod respond;
 pub mod routes;
 pub mod schemas;
 pub mod status;
+pub mod streams;
 pub mod subscriptions;
 pub mod topics;
 pub mod usage;
@@ -67,6 +70,9 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Bearer token `GET /metrics` requires; `None` serves it openly.
     pub metrics_token: Option<String>,
+    /// Cancelled at shutdown: open streams close (graceful shutdown would
+    /// otherwise wait for them).
+    pub streams_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Default for HttpSettings {
@@ -75,6 +81,7 @@ impl Default for HttpSettings {
             auth_option: AuthOption::Both,
             max_body_bytes: 64 << 20,
             metrics_token: None,
+            streams_stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -135,6 +142,12 @@ pub struct Call {
     pub query: Query,
     /// The request body (possibly empty).
     pub body: Bytes,
+    /// The request headers.
+    pub headers: http::HeaderMap,
+    /// A WebSocket upgrade, when the request asks for one (stream routes only).
+    pub upgrade: Option<axum::extract::ws::WebSocketUpgrade>,
+    /// Cancelled when the server shuts down.
+    pub streams_stop: tokio_util::sync::CancellationToken,
 }
 
 impl Call {
@@ -259,7 +272,15 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
         );
     }
     let query = Query::parse(req.uri().query());
-    let token = token(inner.settings.auth_option, req.headers(), &query);
+    let streaming = matches!(route, Route::SubscriptionsStream | Route::TopicsStream);
+    // Browsers cannot set headers on WebSockets or EventSources: streams
+    // take `?key=` whatever `auth_option` says.
+    let source = if streaming {
+        AuthOption::Both
+    } else {
+        inner.settings.auth_option
+    };
+    let token = token(source, req.headers(), &query);
     let ctx = if route.is_open() {
         Context {
             caller: ams_core::auth::Caller {
@@ -278,7 +299,16 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
             Err(e) => return (error::response(&e, Stage::Pipeline), Some(route)),
         }
     };
-    let body = match axum::body::to_bytes(req.into_body(), inner.settings.max_body_bytes).await {
+    let (mut parts, body) = req.into_parts();
+    let upgrade = if streaming {
+        use axum::extract::FromRequestParts as _;
+        axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let body = match axum::body::to_bytes(body, inner.settings.max_body_bytes).await {
         Ok(b) => b,
         Err(e) if is_length_limit(&e) => {
             let err = if route == Route::TopicsPublish {
@@ -298,6 +328,9 @@ async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Rou
         params,
         query,
         body,
+        headers: parts.headers,
+        upgrade,
+        streams_stop: inner.settings.streams_stop.clone(),
     };
     let resp = handler(call)
         .await

@@ -11,8 +11,8 @@ use ams_core::auth::Route;
 use http::Method;
 
 use crate::{
-    Call, Handled, members, openapi, projects, registrations, schemas, status, subscriptions,
-    topics, usage, users,
+    Call, Handled, members, openapi, projects, registrations, schemas, status, streams,
+    subscriptions, topics, usage, users,
 };
 
 /// A route's handler.
@@ -44,7 +44,8 @@ macro_rules! table {
     };
 }
 
-// The original's 64 routes in its order, plus our `/v1/openapi.json`.
+// The original's 64 routes in its order, plus ours (`/v1/openapi.json`, the
+// `:stream` routes), each before the plain route its pattern would also match.
 table! {
     GET "/v1/metrics" => AmsMetrics, usage::operational;
     GET "/v1/status" => AmsHealthStatus, status::health;
@@ -79,6 +80,7 @@ table! {
     GET "/v1/projects/{project}/subscriptions/{subscription}:timeToOffset" => SubscriptionsTimeToOffset, subscriptions::time_to_offset;
     GET "/v1/projects/{project}/subscriptions/{subscription}:acl" => SubscriptionsAcl, subscriptions::acl;
     GET "/v1/projects/{project}/subscriptions/{subscription}:metrics" => SubscriptionsMetrics, subscriptions::metrics;
+    GET "/v1/projects/{project}/subscriptions/{subscription}:stream" => SubscriptionsStream, streams::subscription;
     GET "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsShow, subscriptions::show;
     PUT "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsCreate, subscriptions::create;
     DELETE "/v1/projects/{project}/subscriptions/{subscription}" => SubscriptionsDelete, subscriptions::delete;
@@ -92,6 +94,7 @@ table! {
     GET "/v1/projects/{project}/topics" => TopicsList, topics::list;
     GET "/v1/projects/{project}/topics/{topic}:acl" => TopicsAcl, topics::acl;
     GET "/v1/projects/{project}/topics/{topic}:metrics" => TopicsMetrics, topics::metrics;
+    GET "/v1/projects/{project}/topics/{topic}:stream" => TopicsStream, streams::topic;
     GET "/v1/projects/{project}/topics/{topic}" => TopicsShow, topics::show;
     PUT "/v1/projects/{project}/topics/{topic}" => TopicsCreate, topics::create;
     DELETE "/v1/projects/{project}/topics/{topic}" => TopicsDelete, topics::delete;

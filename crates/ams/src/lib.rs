@@ -45,6 +45,7 @@ pub struct Application {
     /// The built-in pusher, when push is enabled.
     pusher: Option<tokio::task::JoinHandle<()>>,
     pusher_stop: tokio_util::sync::CancellationToken,
+    streams_stop: tokio_util::sync::CancellationToken,
     ams: Ams,
     log: Arc<SegmentLog>,
     token: token::ServiceToken,
@@ -118,12 +119,14 @@ impl Application {
         } else {
             None
         };
+        let streams_stop = tokio_util::sync::CancellationToken::new();
         let app = ams_http::app(
             ams.clone(),
             ams_http::HttpSettings {
                 auth_option: config.auth_option,
                 max_body_bytes: config.max_body_bytes,
                 metrics_token: config.metrics_token.clone(),
+                streams_stop: streams_stop.clone(),
             },
         );
 
@@ -182,6 +185,7 @@ impl Application {
             background: vec![retention, usage],
             pusher,
             pusher_stop,
+            streams_stop,
             ams,
             log,
             token,
@@ -213,6 +217,7 @@ impl Application {
             background,
             pusher,
             pusher_stop,
+            streams_stop,
             ams,
             log,
             ..
@@ -223,6 +228,8 @@ impl Application {
             }
             () = shutdown => {
                 tracing::info!("shutting down");
+                // Streams never finish by themselves: close them first.
+                streams_stop.cancel();
                 handle.graceful_shutdown(Some(GRACE));
                 server.await.context("server task failed")?.context("server failed")?;
             }

@@ -218,7 +218,9 @@ fn request(route: Route, pattern: &str, f: &Fixture) -> (String, Option<&'static
         | Route::UsersUsageReport
         | Route::ProjectsMetrics
         | Route::TopicsMetrics
-        | Route::SubscriptionsMetrics => None,
+        | Route::SubscriptionsMetrics
+        | Route::SubscriptionsStream
+        | Route::TopicsStream => None,
         Route::TopicsAttachSchema => Some(r#"{"schema":"projects/P/schemas/sc"}"#),
         Route::SchemasValidateMessage => Some(r#"{"any":"object"}"#),
         Route::SchemasCreate => Some(r#"{"type":"json","schema":{"type":"object"}}"#),
@@ -311,6 +313,18 @@ async fn matrix(family: impl Fn(&str) -> bool) {
                 Expect::Allowed if entry.route == Route::SubscriptionsVerifyPushEndpoint => {
                     assert_eq!(r.status, 409, "{what}: {}", r.body);
                     assert!(r.body.contains("Push functionality is currently disabled"));
+                }
+                // A plain GET asks for neither WebSocket nor event stream:
+                // past authorization, the stream route says so (streams.rs
+                // tests the streams themselves).
+                Expect::Allowed
+                    if matches!(
+                        entry.route,
+                        Route::SubscriptionsStream | Route::TopicsStream
+                    ) =>
+                {
+                    assert_eq!(r.status, 400, "{what}: {}", r.body);
+                    assert!(r.body.contains("a stream needs a WebSocket upgrade"));
                 }
                 Expect::Allowed => {
                     assert_eq!(r.status, 200, "{what}: {}", r.body);

@@ -20,6 +20,7 @@ mod retention;
 mod schemas;
 mod smoke;
 mod status;
+mod streams;
 mod subscriptions;
 mod topics;
 mod users;

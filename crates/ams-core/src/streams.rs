@@ -1,0 +1,433 @@
+//! Live streams: a subscription's messages handed out as they are published,
+//! within a window of unacknowledged messages, and a topic's tail with replay.
+//! Transports (WebSocket, Server-Sent Events) drive them; the rules are the
+//! pull's (contract §6.3): the same checks, the same cursor bookkeeping, the
+//! same ack deadlines and redelivery, so streaming and pulling clients mix.
+//!
+//! A stream never polls: it sleeps on the log's append notification, on its
+//! subscription's cursor notification (acknowledgements and seeks on this
+//! node) and on the injected clock (the ack deadline), whichever comes first.
+//! It reads from the log only what it is about to send, so a client that stops
+//! reading holds the stream still (its socket buffer fills) instead of growing
+//! server memory, and publishers never wait for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ams_types::{Timestamp, wire};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::Ams;
+use crate::auth::{Context, Role};
+use crate::error::{Error, Result};
+use crate::model::{Subscription, Topic};
+use crate::storage::{LogRef, StoredMessage, WriteDurability};
+
+/// Largest window a subscription stream may ask for.
+pub const MAX_WINDOW: u64 = 10_000;
+/// Window of a subscription stream that names none.
+pub const DEFAULT_WINDOW: u64 = 100;
+/// Messages a topic stream reads at once.
+const TAIL_BATCH: usize = 500;
+/// Longest a stream sleeps before looking again (a safety net for changes
+/// no notification reaches, such as a deleted topic or another node's ack).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// How a subscription stream runs.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// Most messages handed out and not yet acknowledged (1..=10000).
+    pub window: u64,
+    /// Acknowledge every message as it is handed out (fire and forget).
+    pub auto_ack: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW,
+            auto_ack: false,
+        }
+    }
+}
+
+/// Wakes the streams of subscriptions whose cursor moved on this node.
+#[derive(Default)]
+pub(crate) struct CursorWatch {
+    by_subscription: Mutex<HashMap<(Uuid, String), Weak<Notify>>>,
+}
+
+impl Ams {
+    /// A notification that fires when the subscription's committed offset
+    /// moves on this node.
+    fn watch_cursor(&self, project: Uuid, name: &str) -> Arc<Notify> {
+        let mut map = self.0.cursors.by_subscription.lock();
+        let key = (project, name.to_owned());
+        if let Some(live) = map.get(&key).and_then(Weak::upgrade) {
+            return live;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let notify = Arc::new(Notify::new());
+        map.insert(key, Arc::downgrade(&notify));
+        notify
+    }
+
+    /// Tells the subscription's streams that its cursor moved.
+    pub(crate) fn cursor_moved(&self, project: Uuid, name: &str) {
+        let key = (project, name.to_owned());
+        let live = self
+            .0
+            .cursors
+            .by_subscription
+            .lock()
+            .get(&key)
+            .and_then(Weak::upgrade);
+        if let Some(notify) = live {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Opens a stream of subscription `name` with the pull's checks, in its
+    /// order: the subscription (404), push mode (403/409), the consumer ACL
+    /// (403), its topic (409).
+    pub async fn subscription_stream(
+        &self,
+        ctx: &Context,
+        name: &str,
+        options: StreamOptions,
+    ) -> Result<SubscriptionStream> {
+        if !(1..=MAX_WINDOW).contains(&options.window) {
+            return Err(Error::InvalidStreamParameter(
+                "window must be between 1 and 10000",
+            ));
+        }
+        let sub = self.subscription(ctx, name).await?;
+        self.check_push_pull(ctx, &sub)?;
+        self.check_acl(ctx, Role::Consumer, &sub.acl)?;
+        self.meta()
+            .topic(sub.project, &sub.topic)
+            .await?
+            .ok_or(Error::SubscriptionTopicMissing)?;
+        Ok(SubscriptionStream {
+            ams: self.clone(),
+            ctx: ctx.clone(),
+            prefix: format!("projects/{}/subscriptions/{}", ctx.project().name, name),
+            name: name.to_owned(),
+            options,
+            sent_until: 0,
+            cursor: self.watch_cursor(ctx.project().uuid, name),
+        })
+    }
+
+    /// Opens a tail of topic `name` starting where `from` says.
+    pub async fn topic_stream(
+        &self,
+        ctx: &Context,
+        name: &str,
+        from: TailStart,
+        max: Option<u64>,
+    ) -> Result<TopicStream> {
+        let topic = self.topic(ctx, name).await?;
+        let log = topic.log_ref();
+        let bounds = self.log().bounds(&log).await?;
+        let position = match from {
+            TailStart::End => bounds.max,
+            TailStart::Offset(o) => o.clamp(bounds.min, bounds.max),
+            TailStart::Last(n) => bounds.max.saturating_sub(n).max(bounds.min),
+            TailStart::Time(ms) => self
+                .log()
+                .offset_at_time(&log, ms)
+                .await?
+                .unwrap_or(bounds.max),
+        };
+        Ok(TopicStream {
+            ams: self.clone(),
+            topic,
+            log,
+            position,
+            remaining: max,
+        })
+    }
+}
+
+/// Where a topic stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailStart {
+    /// After the newest message: only what is published from now on.
+    End,
+    /// At this offset (clamped to the retained range).
+    Offset(u64),
+    /// At the last `n` messages.
+    Last(u64),
+    /// At the first message published at or after this time (Unix ms).
+    Time(i64),
+}
+
+/// What a subscription stream does next.
+pub enum Next {
+    /// Messages to send, in offset order.
+    Messages(Vec<wire::ReceivedMessage>),
+    /// Nothing to send yet: wait with [`SubscriptionStream::ready`].
+    Idle,
+    /// The subscription or its topic is gone: end the stream with this error.
+    End(Error),
+}
+
+/// A subscription being streamed to one client.
+pub struct SubscriptionStream {
+    ams: Ams,
+    ctx: Context,
+    prefix: String,
+    name: String,
+    options: StreamOptions,
+    /// One past the last offset sent to this client since the committed
+    /// offset last moved or the deadline last expired.
+    sent_until: u64,
+    cursor: Arc<Notify>,
+}
+
+/// The state a stream decides on.
+struct View {
+    sub: Subscription,
+    topic: Topic,
+    /// The committed offset, raised to the log's first retained message.
+    start: u64,
+    max: u64,
+    /// When the pending messages' ack deadline passes (ns), if any are pending.
+    deadline: Option<i64>,
+}
+
+impl SubscriptionStream {
+    /// The subscription's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn view(&self) -> Result<std::result::Result<View, Error>> {
+        let ams = &self.ams;
+        let Some(sub) = ams
+            .meta()
+            .subscription(self.ctx.project().uuid, &self.name)
+            .await?
+        else {
+            return Ok(Err(Error::SubscriptionNotFound));
+        };
+        let Some(topic) = ams.meta().topic(sub.project, &sub.topic).await? else {
+            return Ok(Err(Error::SubscriptionTopicMissing));
+        };
+        let bounds = ams.log().bounds(&topic.log_ref()).await?;
+        let start = sub.cursor.offset.max(bounds.min);
+        let deadline = sub
+            .cursor
+            .pending_since
+            .filter(|_| sub.cursor.next_offset > start)
+            .map(|at| Timestamp::from_secs(at.saturating_add(sub.ack_deadline)).nanos());
+        Ok(Ok(View {
+            sub,
+            topic,
+            start,
+            max: bounds.max,
+            deadline,
+        }))
+    }
+
+    /// Where this client's next message starts, given the cursor: past what
+    /// it was sent, unless the committed offset moved beyond that or the
+    /// pending messages' deadline passed (then they are handed out again).
+    fn resume_at(&self, view: &View, now_ns: i64) -> u64 {
+        let expired = view.deadline.is_some_and(|d| now_ns > d);
+        if expired {
+            view.start
+        } else {
+            self.sent_until.max(view.start)
+        }
+    }
+
+    /// Hands out what the window allows: reads, records the delivery on the
+    /// cursor (a pull of everything pending, so deadlines and redelivery are
+    /// the pull's), and acknowledges at once with `autoAck`. Not
+    /// cancellation-safe: run it to completion once [`Self::ready`] returns.
+    pub async fn next(&mut self) -> Result<Next> {
+        let ams = self.ams.clone();
+        for _ in 0..8 {
+            let view = match self.view().await? {
+                Ok(v) => v,
+                Err(gone) => return Ok(Next::End(gone)),
+            };
+            let sub = ams
+                .retire_exhausted_head(&self.ctx, view.sub.clone(), &view.topic)
+                .await?;
+            if sub.cursor.offset != view.sub.cursor.offset {
+                continue;
+            }
+            let from = self.resume_at(&view, ams.now().nanos());
+            let limit = view.start.saturating_add(self.options.window).min(view.max);
+            if from >= limit {
+                self.sent_until = from;
+                return Ok(Next::Idle);
+            }
+            let wanted = usize::try_from(limit - from).unwrap_or(usize::MAX);
+            let messages = ams
+                .log()
+                .read(
+                    &view.topic.log_ref(),
+                    from,
+                    wanted,
+                    ams.settings().max_pull_bytes,
+                )
+                .await?;
+            let Some(last) = messages.last().map(|m| m.offset) else {
+                continue; // retention ran between the bounds and the read
+            };
+            // The pull's bookkeeping covers everything pending from the
+            // committed offset; only the new tail is sent (and counted).
+            let expected = view.sub.cursor.offset;
+            if !ams
+                .record_delivery(&self.ctx, &sub, expected, view.start..last + 1, &messages)
+                .await?
+            {
+                continue;
+            }
+            self.sent_until = last + 1;
+            if self.options.auto_ack {
+                let (deadline, now) = (sub.ack_deadline, ams.now().secs());
+                ams.meta()
+                    .update_cursor(sub.project, &sub.name, WriteDurability::Tier, &mut |c| {
+                        c.acknowledge(last, deadline, now)
+                    })
+                    .await?
+                    .map_err(|_| Error::SubscriptionNotFound)?
+                    .ok();
+            }
+            return Ok(Next::Messages(
+                messages
+                    .into_iter()
+                    .map(|m| crate::messages::received(&self.prefix, m))
+                    .collect(),
+            ));
+        }
+        Ok(Next::Idle)
+    }
+
+    /// Waits until [`Self::next`] may have something to do: a publish past
+    /// what was sent, a moved cursor, the ack deadline, or the recheck period.
+    /// Cancellation-safe.
+    pub async fn ready(&self) -> Result<()> {
+        let moved = self.cursor.notified();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let view = match self.view().await? {
+            Ok(v) => v,
+            Err(_) => return Ok(()),
+        };
+        let now = self.ams.now();
+        let from = self.resume_at(&view, now.nanos());
+        let window_full = from >= view.start.saturating_add(self.options.window);
+        if !window_full && from < view.max {
+            return Ok(());
+        }
+        let log = view.topic.log_ref();
+        let published = async {
+            if window_full {
+                std::future::pending::<()>().await;
+            }
+            let _ = self.ams.log().wait_beyond(&log, from, RECHECK).await;
+        };
+        let deadline = async {
+            match view.deadline {
+                // One nanosecond past it: the deadline itself is still in time.
+                Some(d) => {
+                    self.ams
+                        .clock()
+                        .sleep_until(Timestamp::from_nanos(d.saturating_add(1)))
+                        .await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = moved => {}
+            () = published => {}
+            () = deadline => {}
+            () = tokio::time::sleep(RECHECK) => {}
+        }
+        Ok(())
+    }
+
+    /// An acknowledgement sent over the stream: the `:acknowledge` rules.
+    pub async fn acknowledge(
+        &self,
+        body: std::result::Result<wire::Acknowledge, ams_types::json::DecodeError>,
+    ) -> Result<()> {
+        self.ams.acknowledge(&self.ctx, &self.name, body).await
+    }
+}
+
+/// A topic's messages from a start position on, following new publishes.
+pub struct TopicStream {
+    ams: Ams,
+    topic: Topic,
+    log: LogRef,
+    position: u64,
+    remaining: Option<u64>,
+}
+
+impl TopicStream {
+    /// The next messages, waiting for a publish when there are none; `None`
+    /// when `max` messages were sent or the topic was deleted.
+    /// Cancellation-safe (nothing is recorded).
+    pub async fn next(&mut self) -> Result<Option<Vec<wire::Message>>> {
+        loop {
+            if self.remaining == Some(0) {
+                return Ok(None);
+            }
+            let current = self
+                .ams
+                .meta()
+                .topic(self.topic.project, &self.topic.name)
+                .await?;
+            if current.is_none_or(|t| t.log_id != self.topic.log_id) {
+                return Ok(None);
+            }
+            let bounds = self.ams.log().bounds(&self.log).await?;
+            self.position = self.position.max(bounds.min);
+            if self.position >= bounds.max {
+                self.ams
+                    .log()
+                    .wait_beyond(&self.log, self.position, RECHECK)
+                    .await?;
+                continue;
+            }
+            let batch = self
+                .remaining
+                .map_or(TAIL_BATCH, |r| usize::try_from(r).unwrap_or(TAIL_BATCH))
+                .min(TAIL_BATCH);
+            let messages: Vec<StoredMessage> = self
+                .ams
+                .log()
+                .read(
+                    &self.log,
+                    self.position,
+                    batch,
+                    self.ams.settings().max_pull_bytes,
+                )
+                .await?;
+            let Some(last) = messages.last().map(|m| m.offset) else {
+                continue;
+            };
+            self.position = last + 1;
+            if let Some(r) = &mut self.remaining {
+                *r = r.saturating_sub(messages.len() as u64);
+            }
+            return Ok(Some(
+                messages
+                    .into_iter()
+                    .map(|m| crate::messages::received("", m).message)
+                    .collect(),
+            ));
+        }
+    }
+}

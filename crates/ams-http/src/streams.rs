@@ -1,0 +1,365 @@
+//! `GET …/subscriptions/{s}:stream` and `GET …/topics/{t}:stream`: the
+//! domain's live streams over a WebSocket (when the request asks for an
+//! upgrade) or as Server-Sent Events (when it accepts `text/event-stream`).
+//!
+//! WebSocket frames are compact JSON: the server sends one frame per message
+//! (`{"ackId","message"}` for subscriptions, the message itself for topics)
+//! and `{"error":{…}}` envelopes; a client acknowledges with the body of
+//! `:acknowledge` (`{"ackIds":[…]}`) and gets `{"acknowledged":[…]}` back.
+//! Events carry the same JSON with `id:` = the message's offset, so a
+//! browser's `EventSource` resumes a topic tail after a reconnect
+//! (`Last-Event-ID`). A server shutdown closes WebSockets with 1001 and ends
+//! event streams.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use ams_core::Error;
+use ams_core::streams::{
+    DEFAULT_WINDOW, Next, StreamOptions, SubscriptionStream, TailStart, TopicStream,
+};
+use ams_types::json::{Layout, to_vec};
+use ams_types::wire;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{SinkExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Call, Handled};
+
+/// How often an idle WebSocket is pinged (a vanished client shows up as a
+/// failed write).
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Longest one frame may wait for a client that does not read.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `GET …/subscriptions/{subscription}:stream`.
+pub async fn subscription(mut call: Call) -> Handled {
+    let options = StreamOptions {
+        window: match call.query.get("window") {
+            None | Some("") => DEFAULT_WINDOW,
+            Some(w) => w
+                .parse()
+                .map_err(|_| Error::InvalidStreamParameter("window must be between 1 and 10000"))?,
+        },
+        auto_ack: flag(&call, "autoAck")?,
+    };
+    let transport = transport(&mut call)?;
+    let stream = call
+        .ams
+        .subscription_stream(&call.ctx, call.params.var("subscription"), options)
+        .await?;
+    let stop = call.streams_stop.clone();
+    Ok(match transport {
+        Transport::WebSocket(upgrade) => upgrade
+            .on_upgrade(move |socket| subscription_socket(socket, stream, stop))
+            .into_response(),
+        Transport::Events => {
+            let events = futures::stream::unfold(
+                (stream, Vec::new().into_iter(), false),
+                move |(mut stream, mut queued, done)| {
+                    let stop = stop.clone();
+                    async move {
+                        if let Some(event) = queued.next() {
+                            return Some((Ok(event), (stream, queued, done)));
+                        }
+                        if done {
+                            return None;
+                        }
+                        loop {
+                            tokio::select! {
+                                () = stop.cancelled() => return None,
+                                r = stream.ready() => if r.is_err() { return None },
+                            }
+                            let (events, done) = match stream.next().await {
+                                Ok(Next::Idle) => continue,
+                                Ok(Next::Messages(ms)) => {
+                                    (ms.iter().map(received_event).collect::<Vec<_>>(), false)
+                                }
+                                Ok(Next::End(e)) | Err(e) => (vec![error_event(&e)], true),
+                            };
+                            let mut queued = events.into_iter();
+                            let first = queued.next()?;
+                            return Some((Ok::<_, Infallible>(first), (stream, queued, done)));
+                        }
+                    }
+                },
+            );
+            Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        }
+    })
+}
+
+/// `GET …/topics/{topic}:stream?from=|time=|last=[&max=]`.
+pub async fn topic(mut call: Call) -> Handled {
+    let number = |name: &str, rule: &'static str| -> Result<Option<u64>, Error> {
+        match call.query.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::InvalidStreamParameter(rule)),
+        }
+    };
+    let from = number("from", "from must be an offset")?;
+    let last = number("last", "last must be a number of messages")?;
+    let max = number("max", "max must be a number of messages")?;
+    let time = match call.query.get("time") {
+        None | Some("") => None,
+        Some(t) => Some(parse_time(t).ok_or(Error::InvalidStreamParameter(
+            "time must be an RFC 3339 time such as 2024-01-01T10:00:00Z",
+        ))?),
+    };
+    // A reconnecting EventSource resumes after the last event it saw.
+    let resume = call
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let start = match (from, time, last) {
+        _ if resume.is_some() => TailStart::Offset(resume.unwrap_or_default() + 1),
+        (None, None, None) => TailStart::End,
+        (Some(o), None, None) => TailStart::Offset(o),
+        (None, Some(ms), None) => TailStart::Time(ms),
+        (None, None, Some(n)) => TailStart::Last(n),
+        _ => {
+            return Err(Error::InvalidStreamParameter(
+                "give at most one of from, time and last",
+            ));
+        }
+    };
+    let transport = transport(&mut call)?;
+    let stream = call
+        .ams
+        .topic_stream(&call.ctx, call.params.var("topic"), start, max)
+        .await?;
+    let stop = call.streams_stop.clone();
+    Ok(match transport {
+        Transport::WebSocket(upgrade) => upgrade
+            .on_upgrade(move |socket| topic_socket(socket, stream, stop))
+            .into_response(),
+        Transport::Events => {
+            let events = futures::stream::unfold(
+                (stream, Vec::new().into_iter()),
+                move |(mut stream, mut queued)| {
+                    let stop = stop.clone();
+                    async move {
+                        if let Some(event) = queued.next() {
+                            return Some((Ok(event), (stream, queued)));
+                        }
+                        let batch = tokio::select! {
+                            () = stop.cancelled() => return None,
+                            r = stream.next() => r,
+                        };
+                        let events: Vec<Event> = match batch {
+                            Ok(Some(ms)) => ms.iter().map(message_event).collect(),
+                            Ok(None) => return None,
+                            Err(e) => vec![error_event(&e)],
+                        };
+                        let mut queued = events.into_iter();
+                        let first = queued.next()?;
+                        Some((Ok::<_, Infallible>(first), (stream, queued)))
+                    }
+                },
+            );
+            Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        }
+    })
+}
+
+enum Transport {
+    WebSocket(WebSocketUpgrade),
+    Events,
+}
+
+/// A WebSocket upgrade, else an event stream if the client accepts one.
+fn transport(call: &mut Call) -> Result<Transport, Error> {
+    if let Some(upgrade) = call.upgrade.take() {
+        return Ok(Transport::WebSocket(upgrade));
+    }
+    let accepts_events = call
+        .headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"));
+    if accepts_events {
+        Ok(Transport::Events)
+    } else {
+        Err(Error::InvalidStreamParameter(
+            "a stream needs a WebSocket upgrade or Accept: text/event-stream",
+        ))
+    }
+}
+
+fn flag(call: &Call, name: &str) -> Result<bool, Error> {
+    match call.query.get(name) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Error::InvalidStreamParameter(
+            "autoAck must be true or false",
+        )),
+    }
+}
+
+/// RFC 3339 (`2024-01-01T10:00:00Z`, fractions and offsets allowed), as Unix ms.
+fn parse_time(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+fn compact<T: serde::Serialize>(value: &T) -> String {
+    String::from_utf8(to_vec(value, Layout::Compact)).unwrap_or_default()
+}
+
+fn error_json(e: &Error) -> String {
+    let (code, message, status) = crate::error::describe(e);
+    compact(&wire::ErrorEnvelope {
+        error: wire::ErrorBody {
+            code: code.as_u16(),
+            message,
+            status: status.to_owned(),
+        },
+    })
+}
+
+fn received_event(m: &wire::ReceivedMessage) -> Event {
+    Event::default()
+        .event("message")
+        .id(m.message.message_id.clone())
+        .data(compact(m))
+}
+
+fn message_event(m: &wire::Message) -> Event {
+    Event::default()
+        .event("message")
+        .id(m.message_id.clone())
+        .data(compact(m))
+}
+
+fn error_event(e: &Error) -> Event {
+    Event::default().event("error").data(error_json(e))
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+/// Sends one frame, giving up on a client that does not read for too long.
+async fn send(tx: &mut Sink, frame: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn close(tx: &mut Sink, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = send(tx, Message::Close(Some(frame))).await;
+}
+
+async fn subscription_socket(
+    socket: WebSocket,
+    mut stream: SubscriptionStream,
+    stop: CancellationToken,
+) {
+    let (mut tx, mut rx) = socket.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => {
+                close(&mut tx, 1001, "server shutting down").await;
+                return;
+            }
+            _ = ping.tick() => {
+                if !send(&mut tx, Message::Ping(Default::default())).await {
+                    return;
+                }
+            }
+            frame = rx.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let body = ams_types::json::from_slice::<wire::Acknowledge>(text.as_bytes());
+                    let ids = body.as_ref().ok().and_then(|b| b.ack_ids.clone());
+                    let reply = match stream.acknowledge(body).await {
+                        Ok(()) => compact(&serde_json::json!({ "acknowledged": ids })),
+                        Err(e) => error_json(&e),
+                    };
+                    if !send(&mut tx, Message::Text(reply.into())).await {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            r = stream.ready() => {
+                if r.is_err() {
+                    close(&mut tx, 1011, "internal error").await;
+                    return;
+                }
+                match stream.next().await {
+                    Ok(Next::Idle) => {}
+                    Ok(Next::Messages(ms)) => {
+                        for m in &ms {
+                            if !send(&mut tx, Message::Text(compact(m).into())).await {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(Next::End(e)) | Err(e) => {
+                        let _ = send(&mut tx, Message::Text(error_json(&e).into())).await;
+                        close(&mut tx, 1000, "stream ended").await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn topic_socket(socket: WebSocket, mut stream: TopicStream, stop: CancellationToken) {
+    let (mut tx, mut rx) = socket.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => {
+                close(&mut tx, 1001, "server shutting down").await;
+                return;
+            }
+            _ = ping.tick() => {
+                if !send(&mut tx, Message::Ping(Default::default())).await {
+                    return;
+                }
+            }
+            frame = rx.next() => match frame {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            batch = stream.next() => match batch {
+                Ok(Some(ms)) => {
+                    for m in &ms {
+                        if !send(&mut tx, Message::Text(compact(m).into())).await {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    close(&mut tx, 1000, "stream ended").await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = send(&mut tx, Message::Text(error_json(&e).into())).await;
+                    close(&mut tx, 1011, "internal error").await;
+                    return;
+                }
+            },
+        }
+    }
+}
