@@ -82,9 +82,19 @@ pub(crate) struct Active {
     last_entry_pos: Option<u64>,
     /// Index points of batches not yet written to the file.
     unflushed: Vec<IndexEntry>,
-    /// Index points written to the files but not yet published.
+    /// Index points of written batches not yet published.
     unpublished: Vec<IndexEntry>,
+    /// Index points not yet in the index files. They are written in runs
+    /// (see [`INDEX_WRITE_RUN`]), at a roll and at close: a crash only makes
+    /// recovery scan a little more of the tail, which it rebuilds them from.
+    file_backlog: Vec<IndexEntry>,
 }
+
+/// Index points written to the index files at once: one write per run
+/// instead of two per point (a point every 4 KiB, so every few small
+/// publishes); recovery then scans at most this many points' worth
+/// (~128 KiB) more of the tail segment.
+const INDEX_WRITE_RUN: usize = 32;
 
 impl Active {
     fn new(seg: Arc<Segment>, file: Arc<File>, last_entry_pos: Option<u64>) -> Self {
@@ -101,6 +111,7 @@ impl Active {
             last_entry_pos,
             unflushed: Vec::new(),
             unpublished: Vec::new(),
+            file_backlog: Vec::new(),
         }
     }
 
@@ -138,22 +149,36 @@ impl Active {
         Self::index_file(&mut self.tix, &self.seg, "tix")
     }
 
-    /// Writes the pending index points to the index files.
+    /// Queues the index points of the batches just written for the index
+    /// files, writing them when a run is complete.
     fn write_index(&mut self) -> io::Result<()> {
         if self.unflushed.is_empty() {
             return Ok(());
         }
-        let mut idx = Vec::with_capacity(self.unflushed.len() * index::IDX_ENTRY);
-        index::encode_idx(&self.unflushed, &mut idx);
-        let mut tix = Vec::with_capacity(self.unflushed.len() * index::TIX_ENTRY);
-        index::encode_tix(self.seg.base, &self.unflushed, &mut tix);
+        self.file_backlog.extend_from_slice(&self.unflushed);
+        self.unpublished.append(&mut self.unflushed);
+        if self.file_backlog.len() >= INDEX_WRITE_RUN {
+            self.write_backlog()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the queued index points to the index files.
+    fn write_backlog(&mut self) -> io::Result<()> {
+        if self.file_backlog.is_empty() {
+            return Ok(());
+        }
+        let mut idx = Vec::with_capacity(self.file_backlog.len() * index::IDX_ENTRY);
+        index::encode_idx(&self.file_backlog, &mut idx);
+        let mut tix = Vec::with_capacity(self.file_backlog.len() * index::TIX_ENTRY);
+        index::encode_tix(self.seg.base, &self.file_backlog, &mut tix);
         let at = self.entries_written;
         self.idx_file()?
             .write_all_at(&idx, at * index::IDX_ENTRY as u64)?;
         self.tix_file()?
             .write_all_at(&tix, at * index::TIX_ENTRY as u64)?;
-        self.entries_written += self.unflushed.len() as u64;
-        self.unpublished.append(&mut self.unflushed);
+        self.entries_written += self.file_backlog.len() as u64;
+        self.file_backlog.clear();
         Ok(())
     }
 
@@ -172,22 +197,31 @@ impl Active {
     /// Forgets what was written since the last publish and truncates the files
     /// back to the published state.
     fn rollback(&mut self) -> io::Result<()> {
-        let (entries, last_pos) = {
+        // The files hold a prefix of the published points followed, perhaps,
+        // by points of the failed group: keep the published prefix and queue
+        // the published points they lack.
+        let (in_files, backlog, last_pos) = {
             let idx = self.seg.index.read();
-            (idx.len() as u64, idx.last().map(|e| u64::from(e.pos)))
+            let in_files = self.entries_written.min(idx.len() as u64);
+            (
+                in_files,
+                idx[in_files as usize..].to_vec(),
+                idx.last().map(|e| u64::from(e.pos)),
+            )
         };
         self.unflushed.clear();
         self.unpublished.clear();
+        self.file_backlog = backlog;
         self.len = self.seg.len();
         self.end = self.seg.end();
         self.max_time_ms = self.seg.max_time_ms();
         self.last_entry_pos = last_pos;
         self.file.set_len(self.len)?;
         self.idx_file()?
-            .set_len(entries * index::IDX_ENTRY as u64)?;
+            .set_len(in_files * index::IDX_ENTRY as u64)?;
         self.tix_file()?
-            .set_len(entries * index::TIX_ENTRY as u64)?;
-        self.entries_written = entries;
+            .set_len(in_files * index::TIX_ENTRY as u64)?;
+        self.entries_written = in_files;
         Ok(())
     }
 }
@@ -434,6 +468,8 @@ impl Writer {
             ams_core::metrics::observe_sync("log", started.elapsed().as_secs_f64());
         }
         self.dirty = false;
+        a.write_backlog()
+            .map_err(io_fail("writing a segment index"))?;
         // The seal entry: newest time and last offset, so that start-up can
         // trust this segment's indexes without reading its payload.
         let mut seal = Vec::with_capacity(index::TIX_ENTRY);
@@ -543,6 +579,7 @@ impl Writer {
     /// Flushes the active segment and its indexes to disk (clean shutdown).
     pub(crate) fn sync_all(&mut self) -> io::Result<()> {
         if let Some(a) = self.active.as_mut() {
+            a.write_backlog()?;
             a.file.sync_data()?;
             a.idx_file()?.sync_data()?;
             a.tix_file()?.sync_data()?;
