@@ -1,15 +1,23 @@
 //! `GET /v1/openapi.json`: an OpenAPI 3.1 document generated from the route
 //! table itself (utoipa's model), so it lists exactly the routes the router
 //! serves: each with its method, path parameters, operation id (the AMS route
-//! name), the roles allowed, the token sources, and the error envelope.
+//! name), the roles allowed, the token sources, its request and response
+//! bodies (the `ams_types::wire` types' schemas) and the error envelope.
 
-use utoipa::openapi::content::ContentBuilder;
+use std::collections::BTreeMap;
+
+use ams_core::auth::Route;
+use ams_types::wire as w;
+use utoipa::ToSchema;
+use utoipa::openapi::content::{Content, ContentBuilder};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
-use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref, Required,
+    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr,
+    Required,
 };
 
 use crate::{Call, Handled, respond, routes};
@@ -21,9 +29,12 @@ pub async fn show(_call: Call) -> Handled {
 
 /// The document for the served route table.
 pub fn document() -> OpenApi {
+    let mut schemas = Schemas::new();
+    let error = schema::<w::ErrorEnvelope>(&mut schemas);
     let mut paths = PathsBuilder::new();
     for entry in routes::table() {
         let route = entry.route;
+        let (request, response) = bodies(route);
         let mut op = OperationBuilder::new()
             .operation_id(Some(route.name()))
             .tag(tag(entry.pattern))
@@ -34,17 +45,13 @@ pub fn document() -> OpenApi {
                 let roles: Vec<&str> = route.roles().iter().map(|r| r.as_str()).collect();
                 format!("Roles: {}.", roles.join(", "))
             }))
-            .response("200", ResponseBuilder::new().description("Success").build())
+            .request_body(request.document(&mut schemas))
+            .response("200", response.document(&mut schemas))
             .response(
                 "default",
                 ResponseBuilder::new()
                     .description("An AMS error")
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("Error")))
-                            .build(),
-                    )
+                    .content("application/json", json(&error))
                     .build(),
             );
         for var in variables(entry.pattern) {
@@ -74,16 +81,6 @@ pub fn document() -> OpenApi {
         };
         paths = paths.path(entry.pattern, PathItem::new(method, op.build()));
     }
-    let error = ObjectBuilder::new().property(
-        "error",
-        ObjectBuilder::new()
-            .property("code", ObjectBuilder::new().schema_type(Type::Integer))
-            .property("message", ObjectBuilder::new().schema_type(Type::String))
-            .property("status", ObjectBuilder::new().schema_type(Type::String))
-            .required("code")
-            .required("message")
-            .required("status"),
-    );
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -98,7 +95,7 @@ pub fn document() -> OpenApi {
         .paths(paths.build())
         .components(Some(
             ComponentsBuilder::new()
-                .schema("Error", error)
+                .schemas_from_iter(schemas)
                 .security_scheme(
                     "header",
                     SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
@@ -110,6 +107,240 @@ pub fn document() -> OpenApi {
                 .build(),
         ))
         .build()
+}
+
+/// The components' schemas, by name.
+type Schemas = BTreeMap<String, RefOr<Schema>>;
+
+/// Registers a body type's schema and those it refers to; returns its name.
+type Register = fn(&mut Schemas) -> String;
+
+/// [`Register`] for `T`.
+fn schema<T: ToSchema>(schemas: &mut Schemas) -> String {
+    let name = T::name().into_owned();
+    let mut all = vec![(name.clone(), T::schema())];
+    T::schemas(&mut all);
+    schemas.extend(all);
+    name
+}
+
+/// `application/json` content that is the named component schema.
+fn json(name: &str) -> Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(name)))
+        .build()
+}
+
+/// What a route reads from the request body.
+#[derive(Clone, Copy)]
+enum RequestBody {
+    /// Nothing: the body is ignored.
+    None,
+    /// A JSON body; empty is a decode error (contract §0.3: send at least `{}`).
+    Json(Register),
+    /// A JSON body, or none at all.
+    OptionalJson(Register),
+    /// Any JSON: the instance `schemas:validateMessage` checks.
+    Instance,
+}
+
+impl RequestBody {
+    fn document(self, schemas: &mut Schemas) -> Option<utoipa::openapi::request_body::RequestBody> {
+        let (content, required, description) = match self {
+            RequestBody::None => return None,
+            RequestBody::Json(register) => (json(&register(schemas)), Required::True, None),
+            RequestBody::OptionalJson(register) => (
+                json(&register(schemas)),
+                Required::False,
+                Some("Optional: an empty body is accepted."),
+            ),
+            RequestBody::Instance => (
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(SchemaType::AnyValue)))
+                    .build(),
+                Required::True,
+                Some(
+                    "A JSON schema validates the whole body; an AVRO schema the base64 `data` \
+                     of a `{\"data\": …}` body.",
+                ),
+            ),
+        };
+        Some(
+            RequestBodyBuilder::new()
+                .description(description)
+                .required(Some(required))
+                .content("application/json", content)
+                .build(),
+        )
+    }
+}
+
+/// What a route's 200 answers.
+#[derive(Clone, Copy)]
+enum ResponseBody {
+    /// Zero bytes.
+    Empty,
+    /// The literal `{}`.
+    EmptyObject,
+    /// A JSON body.
+    Json(Register),
+    /// Zero bytes, or the JSON body when there is something to say
+    /// (deleting an active push subscription).
+    EmptyOrJson(Register),
+    /// This document (an OpenAPI document: no schema here).
+    Document,
+    /// A live stream: Server-Sent Events, or a WebSocket after a 101 upgrade.
+    Stream,
+}
+
+impl ResponseBody {
+    fn document(self, schemas: &mut Schemas) -> Response {
+        let response = ResponseBuilder::new();
+        match self {
+            ResponseBody::Empty => response.description("Success, with an empty body"),
+            ResponseBody::EmptyObject => response.description("Success: `{}`").content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Object)
+                            .max_properties(Some(0)),
+                    ))
+                    .build(),
+            ),
+            ResponseBody::Json(register) => response
+                .description("Success")
+                .content("application/json", json(&register(schemas))),
+            ResponseBody::EmptyOrJson(register) => response
+                .description("Success: an empty body, or a message about what else happened")
+                .content("application/json", json(&register(schemas))),
+            ResponseBody::Document => response
+                .description("This OpenAPI document")
+                .content("application/json", ContentBuilder::new().build()),
+            ResponseBody::Stream => response
+                .description(
+                    "Server-Sent Events (`Accept: text/event-stream`), or a WebSocket \
+                     (101 Switching Protocols) when the request asks for an upgrade",
+                )
+                .content("text/event-stream", ContentBuilder::new().build()),
+        }
+        .build()
+    }
+}
+
+/// Each route's request body and 200 body. No wildcard: a new route does not
+/// compile until it says what its bodies are.
+fn bodies(route: Route) -> (RequestBody, ResponseBody) {
+    use RequestBody as In;
+    use ResponseBody as Out;
+    match route {
+        Route::AmsMetrics
+        | Route::ProjectsMetrics
+        | Route::TopicsMetrics
+        | Route::SubscriptionsMetrics => (In::None, Out::Json(schema::<w::MetricList>)),
+        Route::AmsHealthStatus => (In::None, Out::Json(schema::<w::HealthStatus>)),
+        Route::AmsVaMetrics => (In::None, Out::Json(schema::<w::VaReport>)),
+        Route::UsersUsageReport => (In::None, Out::Json(schema::<w::UsageReport>)),
+        Route::VersionList => (In::None, Out::Json(schema::<w::Version>)),
+        Route::ApiDocument => (In::None, Out::Document),
+
+        Route::UsersByToken
+        | Route::UsersByUuid
+        | Route::UsersProfile
+        | Route::UsersShow
+        | Route::UsersRefreshToken
+        | Route::RegistrationsAccept
+        | Route::ProjectsShowUser => (In::None, Out::Json(schema::<w::User>)),
+        Route::UsersList | Route::ProjectsListUsers => (In::None, Out::Json(schema::<w::UserList>)),
+        Route::UsersCreate
+        | Route::UsersUpdate
+        | Route::ProjectsCreateUser
+        | Route::ProjectsUpdateUser => (
+            In::Json(schema::<w::UserBody>),
+            Out::Json(schema::<w::User>),
+        ),
+        Route::ProjectsAddUser => (
+            In::Json(schema::<w::MemberRoles>),
+            Out::Json(schema::<w::User>),
+        ),
+        Route::ProjectsRemoveUser => (In::None, Out::EmptyObject),
+
+        Route::RegistrationsNewUser => (
+            In::Json(schema::<w::RegistrationBody>),
+            Out::Json(schema::<w::Registration>),
+        ),
+        Route::RegistrationsDecline => (In::Json(schema::<w::Decline>), Out::EmptyObject),
+        Route::RegistrationsShow => (In::None, Out::Json(schema::<w::Registration>)),
+        Route::RegistrationsList => (In::None, Out::Json(schema::<w::RegistrationList>)),
+
+        Route::ProjectsList => (In::None, Out::Json(schema::<w::ProjectList>)),
+        Route::ProjectsShow => (In::None, Out::Json(schema::<w::Project>)),
+        Route::ProjectsCreate => (
+            In::Json(schema::<w::ProjectCreate>),
+            Out::Json(schema::<w::Project>),
+        ),
+        Route::ProjectsUpdate => (
+            In::Json(schema::<w::ProjectUpdate>),
+            Out::Json(schema::<w::Project>),
+        ),
+
+        Route::TopicsList => (In::None, Out::Json(schema::<w::TopicList>)),
+        Route::TopicsShow => (In::None, Out::Json(schema::<w::Topic>)),
+        Route::TopicsCreate => (
+            In::OptionalJson(schema::<w::TopicCreate>),
+            Out::Json(schema::<w::Topic>),
+        ),
+        Route::TopicsAttachSchema => (In::OptionalJson(schema::<w::TopicCreate>), Out::Empty),
+        Route::TopicsPublish => (
+            In::Json(schema::<w::Publish>),
+            Out::Json(schema::<w::PublishResponse>),
+        ),
+        Route::TopicsAcl | Route::SubscriptionsAcl => (In::None, Out::Json(schema::<w::Acl>)),
+        Route::TopicsModifyAcl | Route::SubscriptionsModifyAcl => {
+            (In::Json(schema::<w::ModifyAcl>), Out::Empty)
+        }
+        Route::SubscriptionsListByTopic => (In::None, Out::Json(schema::<w::TopicSubscriptions>)),
+
+        Route::SubscriptionsList => (In::None, Out::Json(schema::<w::SubscriptionList>)),
+        Route::SubscriptionsShow => (In::None, Out::Json(schema::<w::Subscription>)),
+        Route::SubscriptionsCreate => (
+            In::Json(schema::<w::SubscriptionCreate>),
+            Out::Json(schema::<w::Subscription>),
+        ),
+        Route::SubscriptionsDelete => (In::None, Out::EmptyOrJson(schema::<w::MessageReply>)),
+        Route::SubscriptionsOffsets => (In::None, Out::Json(schema::<w::Offsets>)),
+        Route::SubscriptionsTimeToOffset => (In::None, Out::Json(schema::<w::TimeToOffset>)),
+        Route::SubscriptionsPull => (
+            In::Json(schema::<w::Pull>),
+            Out::Json(schema::<w::PullResponse>),
+        ),
+        Route::SubscriptionsAcknowledge => (In::Json(schema::<w::Acknowledge>), Out::EmptyObject),
+        Route::SubscriptionsModifyAckDeadline => {
+            (In::Json(schema::<w::ModifyAckDeadline>), Out::Empty)
+        }
+        Route::SubscriptionsModifyPushConfig => {
+            (In::Json(schema::<w::ModifyPushConfig>), Out::Empty)
+        }
+        Route::SubscriptionsModifyOffset => (In::Json(schema::<w::ModifyOffset>), Out::Empty),
+
+        Route::SchemasValidateMessage => (In::Instance, Out::Json(schema::<w::MessageReply>)),
+        Route::SchemasCreate | Route::SchemasUpdate => (
+            In::Json(schema::<w::SchemaBody>),
+            Out::Json(schema::<w::Schema>),
+        ),
+        Route::SchemasShow => (In::None, Out::Json(schema::<w::Schema>)),
+        Route::SchemasList => (In::None, Out::Json(schema::<w::SchemaList>)),
+
+        Route::UsersDelete
+        | Route::RegistrationsDelete
+        | Route::ProjectsDelete
+        | Route::TopicsDelete
+        | Route::TopicsDetachSchema
+        | Route::SubscriptionsVerifyPushEndpoint
+        | Route::SchemasDelete => (In::None, Out::Empty),
+
+        Route::SubscriptionsStream | Route::TopicsStream => (In::None, Out::Stream),
+    }
 }
 
 /// The `{variables}` of a route pattern, in order.

@@ -17,6 +17,7 @@ fn is_empty(s: &str) -> bool {
 
 /// `POST /v1/projects/{p}` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ProjectCreate {
     /// Free text.
@@ -25,6 +26,7 @@ pub struct ProjectCreate {
 
 /// `PUT /v1/projects/{p}` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ProjectUpdate {
     /// New name (not validated, as in the original).
@@ -35,6 +37,7 @@ pub struct ProjectUpdate {
 
 /// `PUT …/topics/{t}` (and `:attachSchema`) body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TopicCreate {
     /// `projects/{p}/schemas/{s}`.
@@ -43,6 +46,7 @@ pub struct TopicCreate {
 
 /// `authorizationHeader` of a push configuration.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct AuthorizationHeader {
     /// `autogen` or `disabled`.
@@ -55,6 +59,7 @@ pub struct AuthorizationHeader {
 
 /// `retryPolicy` of a push configuration.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RetryPolicy {
     /// `linear` or `slowstart`.
@@ -78,6 +83,7 @@ fn is_zero(n: &i64) -> bool {
 /// `pushConfig`, as received and as rendered (contract §3.4, §7.1). Every
 /// subscription renders one; a pull subscription renders the zero value.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PushConfig {
     /// `http_endpoint` or `mattermost`.
@@ -135,6 +141,7 @@ impl PushConfig {
 
 /// `PUT …/subscriptions/{s}` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct SubscriptionCreate {
     /// `projects/{p}/topics/{t}` (no leading slash).
@@ -152,6 +159,7 @@ pub struct SubscriptionCreate {
 
 /// `:modifyPushConfig` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyPushConfig {
     /// The new settings; absent or zero turns the subscription into a pull one.
@@ -165,6 +173,7 @@ pub struct ModifyPushConfig {
 /// `deadLetterPolicy` (extension): after `maxDeliveryAttempts` failed
 /// deliveries a message is published to `deadLetterTopic` and acknowledged.
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct DeadLetterPolicy {
     /// `projects/{p}/topics/{t}`, a topic of the subscription's project.
@@ -184,6 +193,7 @@ impl DeadLetterPolicy {
 
 /// `:modifyAckDeadline` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyAckDeadline {
     /// New deadline, 0..=600.
@@ -193,6 +203,7 @@ pub struct ModifyAckDeadline {
 
 /// `:modifyOffset` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyOffset {
     /// New committed offset.
@@ -201,14 +212,19 @@ pub struct ModifyOffset {
 
 /// One message of a `:publish` body.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishMessage {
     /// Ignored if sent (the server assigns it), but must be a string.
+    #[cfg_attr(feature = "openapi", schema(rename = "messageId"))]
     pub message_id: Option<String>,
     /// String attributes.
     pub attributes: Option<BTreeMap<String, String>>,
     /// Payload, opaque (base64 by convention).
+    // Decoded by hand (`go_object!`): absent is empty, so not required.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub data: String,
     /// Ignored if sent, but must be a string.
+    #[cfg_attr(feature = "openapi", schema(rename = "publishTime"))]
     pub publish_time: Option<String>,
 }
 
@@ -220,8 +236,11 @@ pub struct PublishMessage {
 /// absent) instead of through an intermediate `serde_json::Value`, which costs
 /// tens of times the body in memory.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Publish {
     /// The batch.
+    // Absent or `null` is an empty batch (`go_object!`).
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub messages: Vec<PublishMessage>,
 }
 
@@ -297,6 +316,7 @@ go_object!(
 
 /// `:pull` body (values are strings on the wire).
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Pull {
     /// Maximum number of messages, as a decimal string.
@@ -309,6 +329,7 @@ pub struct Pull {
 
 /// `:acknowledge` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Acknowledge {
     /// `projects/{p}/subscriptions/{s}:{offset}` ids.
@@ -318,6 +339,7 @@ pub struct Acknowledge {
 
 /// One `projects[]` entry of a user create/update body.
 #[derive(Debug, Default, Deserialize, Clone)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ProjectRoles {
     /// Project name.
@@ -328,6 +350,7 @@ pub struct ProjectRoles {
 
 /// `POST/PUT /v1/users/{user}` and member create/update bodies.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct UserBody {
     /// New name (update only).
@@ -343,6 +366,9 @@ pub struct UserBody {
     /// Profile field.
     pub description: Option<String>,
     /// Memberships; present (even `[]`) replaces all on update.
+    // Bare `default`: no default value in the schema (`serde(default)` would
+    // make utoipa serialize `None` here, and `ProjectRoles` is input only).
+    #[cfg_attr(feature = "openapi", schema(default))]
     pub projects: Option<Vec<ProjectRoles>>,
     /// Service-wide roles; present replaces on update.
     pub service_roles: Option<Vec<String>>,
@@ -350,6 +376,7 @@ pub struct UserBody {
 
 /// `:add` member body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct MemberRoles {
     /// Roles in the project.
@@ -358,6 +385,7 @@ pub struct MemberRoles {
 
 /// `:modifyAcl` body; a missing key is an error.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyAcl {
     /// User names.
@@ -366,6 +394,7 @@ pub struct ModifyAcl {
 
 /// `POST /v1/registrations` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RegistrationBody {
     /// Requested user name.
@@ -384,6 +413,7 @@ pub struct RegistrationBody {
 
 /// `:decline` body.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Decline {
     /// Why.
@@ -394,6 +424,7 @@ pub struct Decline {
 
 /// A membership as shown in a user (contract §3.2).
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserProject {
     /// Project name.
     pub project: String,
@@ -407,6 +438,7 @@ pub struct UserProject {
 
 /// A user (contract §3.2).
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// UUID.
     pub uuid: String,
@@ -445,6 +477,7 @@ pub struct User {
 
 /// A page of users.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserList {
     /// Newest first.
     pub users: Vec<User>,
@@ -458,6 +491,7 @@ pub struct UserList {
 
 /// A topic or subscription ACL (contract §3.7).
 #[derive(Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Acl {
     /// User names, in ACL order.
     pub authorized_users: Vec<String>,
@@ -465,6 +499,7 @@ pub struct Acl {
 
 /// A user registration (contract §3.6).
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registration {
     /// UUID.
     pub uuid: String,
@@ -500,6 +535,7 @@ pub struct Registration {
 
 /// `GET /v1/registrations`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationList {
     /// Oldest first.
     pub user_registrations: Vec<Registration>,
@@ -507,6 +543,7 @@ pub struct RegistrationList {
 
 /// A project (contract §3.1); every key omitted when empty.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Project {
     /// Name.
     #[serde(skip_serializing_if = "is_empty")]
@@ -527,6 +564,7 @@ pub struct Project {
 
 /// `GET /v1/projects`: `{}` when there are none.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectList {
     /// The projects, oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -535,6 +573,7 @@ pub struct ProjectList {
 
 /// A topic (contract §3.3).
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Topic {
     /// `/projects/{p}/topics/{t}`.
     pub name: String,
@@ -547,6 +586,7 @@ pub struct Topic {
 
 /// A page of topics.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicList {
     /// Newest first.
     pub topics: Vec<Topic>,
@@ -560,6 +600,7 @@ pub struct TopicList {
 
 /// A subscription (contract §3.4).
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscription {
     /// `/projects/{p}/subscriptions/{s}`.
     pub name: String,
@@ -576,6 +617,8 @@ pub struct Subscription {
     pub push_status: String,
     /// Extension; omitted when the subscription has none.
     #[serde(rename = "deadLetterPolicy", skip_serializing_if = "Option::is_none")]
+    // Omitted when `None`, never `null`.
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub dead_letter_policy: Option<DeadLetterPolicy>,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     #[serde(rename = "createdOn")]
@@ -584,6 +627,7 @@ pub struct Subscription {
 
 /// A page of subscriptions.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionList {
     /// Newest first.
     pub subscriptions: Vec<Subscription>,
@@ -597,6 +641,7 @@ pub struct SubscriptionList {
 
 /// `GET …/topics/{t}/subscriptions` (compact).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicSubscriptions {
     /// `/projects/{p}/subscriptions/{s}` names.
     pub subscriptions: Vec<String>,
@@ -604,6 +649,7 @@ pub struct TopicSubscriptions {
 
 /// `:publish` answer.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishResponse {
     /// Ids (offsets) of the published messages, in request order.
     #[serde(rename = "messageIds")]
@@ -612,6 +658,7 @@ pub struct PublishResponse {
 
 /// A message as pulled.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Its offset, as a string.
     #[serde(rename = "messageId")]
@@ -628,6 +675,7 @@ pub struct Message {
 
 /// One pulled message with its ack id.
 #[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceivedMessage {
     /// `projects/{p}/subscriptions/{s}:{offset}`.
     #[serde(rename = "ackId")]
@@ -638,6 +686,7 @@ pub struct ReceivedMessage {
 
 /// `:pull` answer.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullResponse {
     /// The messages, in offset order.
     #[serde(rename = "receivedMessages")]
@@ -646,6 +695,7 @@ pub struct PullResponse {
 
 /// `:offsets` answer.
 #[derive(Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Offsets {
     /// Next offset to be written.
     pub max: i64,
@@ -657,6 +707,7 @@ pub struct Offsets {
 
 /// `:timeToOffset` answer (compact).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimeToOffset {
     /// The first offset at or after the requested time.
     pub offset: i64,
@@ -664,6 +715,7 @@ pub struct TimeToOffset {
 
 /// The error envelope (contract §2.1).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     /// The error.
     pub error: ErrorBody,
@@ -671,6 +723,7 @@ pub struct ErrorEnvelope {
 
 /// Schema create/update body (contract §8): any subset on update.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct SchemaBody {
     /// Update only: `projects/{p}/schemas/{new name}`.
@@ -679,11 +732,13 @@ pub struct SchemaBody {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The schema document (a JSON object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub schema: Option<serde_json::Value>,
 }
 
 /// A schema (contract §3.5, 1-space indented).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schema {
     /// Identity.
     pub uuid: String,
@@ -693,11 +748,13 @@ pub struct Schema {
     #[serde(rename = "type")]
     pub kind: String,
     /// The document, keys sorted at every level.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub schema: serde_json::Value,
 }
 
 /// `GET …/schemas`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaList {
     /// Oldest first.
     pub schemas: Vec<Schema>,
@@ -705,6 +762,7 @@ pub struct SchemaList {
 
 /// `GET /v1/version` (1-space indented).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Version {
     /// When the binary was built (UTC).
     pub build_time: String,
@@ -718,30 +776,37 @@ pub struct Version {
     pub architecture: String,
     /// The release; only for admin users.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub release: Option<String>,
     /// The host's distribution, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub distro: Option<String>,
     /// The configured `proxy_hostname`, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub hostname: Option<String>,
 }
 
 /// `GET /v1/status` (1-space indented).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthStatus {
     /// `ok`, or `warning` when the configured push worker user is missing.
     pub status: String,
     /// With push enabled: the pusher's health.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub push_servers: Option<Vec<PushServerStatus>>,
     /// With push disabled: `disabled`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub push_functionality: Option<String>,
 }
 
 /// One `push_servers` entry.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushServerStatus {
     /// Where it runs (`built-in` for ours).
     pub endpoint: String,
@@ -751,6 +816,7 @@ pub struct PushServerStatus {
 
 /// `{"message": …}`: the answer to deleting an active push subscription.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageReply {
     /// What happened.
     pub message: String,
@@ -789,6 +855,7 @@ pub struct MattermostPost<'a> {
 /// A metric list (contract §3.8): the answer of every `:metrics` route and of
 /// `GET /v1/metrics` (3-space indented).
 #[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricList {
     /// The metrics, in the route's documented order.
     pub metrics: Vec<Metric>,
@@ -796,6 +863,7 @@ pub struct MetricList {
 
 /// One metric with its time series.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Metric {
     /// Name, e.g. `topic.number_of_messages`.
     pub metric: String,
@@ -815,6 +883,7 @@ pub struct Metric {
 
 /// One point of a time series.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timepoint {
     /// `YYYY-MM-DDTHH:MM:SSZ`, or `YYYY-MM-DD` for daily counters.
     pub timestamp: String,
@@ -824,6 +893,7 @@ pub struct Timepoint {
 
 /// A metric's value: an integer counter or a float rate/percentage.
 #[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum MetricValue {
     /// `int64` metrics.
@@ -834,6 +904,7 @@ pub enum MetricValue {
 
 /// `GET /v1/metrics/va_metrics` (1-space indented): the VA report.
 #[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VaReport {
     /// Per-project message counts and their totals.
     pub projects_metrics: ProjectsMetrics,
@@ -847,6 +918,7 @@ pub struct VaReport {
 
 /// `projects_metrics` of the VA report.
 #[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectsMetrics {
     /// Projects with messages in the window.
     pub projects: Vec<ProjectMetrics>,
@@ -858,6 +930,7 @@ pub struct ProjectsMetrics {
 
 /// One project of the VA report.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectMetrics {
     /// Project name.
     pub project: String,
@@ -875,6 +948,7 @@ pub struct ProjectMetrics {
 
 /// `GET /v1/users/usageReport` (3-space indented).
 #[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageReport {
     /// The VA report of the caller's projects.
     pub va_metrics: VaReport,
@@ -884,6 +958,7 @@ pub struct UsageReport {
 
 /// Inside the error envelope.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// HTTP status.
     pub code: u16,
