@@ -16,31 +16,35 @@ fn is_empty(s: &str) -> bool {
 // ----------------------------------------------------------------- requests --
 
 /// `POST /v1/projects/{p}` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ProjectCreate {
     /// Free text.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
 /// `PUT /v1/projects/{p}` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ProjectUpdate {
     /// New name (not validated, as in the original).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// New description.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
 /// `PUT …/topics/{t}` (and `:attachSchema`) body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TopicCreate {
     /// `projects/{p}/schemas/{s}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
 }
 
@@ -140,25 +144,25 @@ impl PushConfig {
 }
 
 /// `PUT …/subscriptions/{s}` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct SubscriptionCreate {
     /// `projects/{p}/topics/{t}` (no leading slash).
     pub topic: String,
     /// Ack deadline; absent or 0 means 10.
-    #[serde(rename = "ackDeadlineSeconds")]
+    #[serde(rename = "ackDeadlineSeconds", skip_serializing_if = "is_zero")]
     pub ack_deadline_seconds: i64,
     /// Push settings; absent or zero means pull.
-    #[serde(rename = "pushConfig")]
+    #[serde(rename = "pushConfig", skip_serializing_if = "Option::is_none")]
     pub push_config: Option<PushConfig>,
     /// Extension: where messages go after too many failed deliveries.
-    #[serde(rename = "deadLetterPolicy")]
+    #[serde(rename = "deadLetterPolicy", skip_serializing_if = "Option::is_none")]
     pub dead_letter_policy: Option<DeadLetterPolicy>,
 }
 
 /// `:modifyPushConfig` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyPushConfig {
@@ -166,7 +170,7 @@ pub struct ModifyPushConfig {
     #[serde(rename = "pushConfig")]
     pub push_config: PushConfig,
     /// Extension: absent keeps the stored policy, `{}` removes it.
-    #[serde(rename = "deadLetterPolicy")]
+    #[serde(rename = "deadLetterPolicy", skip_serializing_if = "Option::is_none")]
     pub dead_letter_policy: Option<DeadLetterPolicy>,
 }
 
@@ -192,7 +196,7 @@ impl DeadLetterPolicy {
 }
 
 /// `:modifyAckDeadline` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyAckDeadline {
@@ -202,7 +206,7 @@ pub struct ModifyAckDeadline {
 }
 
 /// `:modifyOffset` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyOffset {
@@ -211,13 +215,15 @@ pub struct ModifyOffset {
 }
 
 /// One message of a `:publish` body.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishMessage {
     /// Ignored if sent (the server assigns it), but must be a string.
     #[cfg_attr(feature = "openapi", schema(rename = "messageId"))]
+    #[serde(skip_serializing_if = "Option::is_none", rename = "messageId")]
     pub message_id: Option<String>,
     /// String attributes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<BTreeMap<String, String>>,
     /// Payload, opaque (base64 by convention).
     // Decoded by hand (`go_object!`): absent is empty, so not required.
@@ -225,6 +231,7 @@ pub struct PublishMessage {
     pub data: String,
     /// Ignored if sent, but must be a string.
     #[cfg_attr(feature = "openapi", schema(rename = "publishTime"))]
+    #[serde(skip_serializing_if = "Option::is_none", rename = "publishTime")]
     pub publish_time: Option<String>,
 }
 
@@ -235,7 +242,7 @@ pub struct PublishMessage {
 /// Go-compatible rules (keys case-insensitive, last duplicate wins, `null` =
 /// absent) instead of through an intermediate `serde_json::Value`, which costs
 /// tens of times the body in memory.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Publish {
     /// The batch.
@@ -315,85 +322,96 @@ go_object!(
 );
 
 /// `:pull` body (values are strings on the wire).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Pull {
     /// Maximum number of messages, as a decimal string.
-    #[serde(rename = "maxMessages")]
+    #[serde(rename = "maxMessages", skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<String>,
     /// Only the exact string `"false"` asks for a long-poll.
-    #[serde(rename = "returnImmediately")]
+    #[serde(rename = "returnImmediately", skip_serializing_if = "Option::is_none")]
     pub return_immediately: Option<String>,
 }
 
 /// `:acknowledge` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Acknowledge {
     /// `projects/{p}/subscriptions/{s}:{offset}` ids.
-    #[serde(rename = "ackIds")]
+    #[serde(rename = "ackIds", skip_serializing_if = "Option::is_none")]
     pub ack_ids: Option<Vec<String>>,
 }
 
 /// One `projects[]` entry of a user create/update body.
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ProjectRoles {
     /// Project name.
     pub project: String,
     /// Roles in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
 }
 
 /// `POST/PUT /v1/users/{user}` and member create/update bodies.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct UserBody {
     /// New name (update only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Contact address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Profile field.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
     /// Profile field.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
     /// Profile field.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
     /// Profile field.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Memberships; present (even `[]`) replaces all on update.
     // Bare `default`: no default value in the schema (`serde(default)` would
     // make utoipa serialize `None` here, and `ProjectRoles` is input only).
     #[cfg_attr(feature = "openapi", schema(default))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub projects: Option<Vec<ProjectRoles>>,
     /// Service-wide roles; present replaces on update.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_roles: Option<Vec<String>>,
 }
 
 /// `:add` member body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct MemberRoles {
     /// Roles in the project.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
 }
 
 /// `:modifyAcl` body; a missing key is an error.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModifyAcl {
     /// User names.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized_users: Option<Vec<String>>,
 }
 
 /// `POST /v1/registrations` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RegistrationBody {
@@ -412,7 +430,7 @@ pub struct RegistrationBody {
 }
 
 /// `:decline` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Decline {
@@ -423,7 +441,7 @@ pub struct Decline {
 // ---------------------------------------------------------------- responses --
 
 /// A membership as shown in a user (contract §3.2).
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserProject {
     /// Project name.
@@ -437,30 +455,30 @@ pub struct UserProject {
 }
 
 /// A user (contract §3.2).
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// UUID.
     pub uuid: String,
     /// Memberships (omitted when none or not asked for).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<UserProject>,
     /// Name.
     pub name: String,
     /// Profile field.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub first_name: String,
     /// Profile field.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub last_name: String,
     /// Profile field.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub organization: String,
     /// Profile field.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub description: String,
     /// Secret (privileged views only).
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub token: String,
     /// Contact address.
     pub email: String,
@@ -471,12 +489,12 @@ pub struct User {
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     pub modified_on: String,
     /// Creator's current name (privileged views only).
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub created_by: String,
 }
 
 /// A page of users.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserList {
     /// Newest first.
@@ -490,7 +508,7 @@ pub struct UserList {
 }
 
 /// A topic or subscription ACL (contract §3.7).
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Acl {
     /// User names, in ACL order.
@@ -498,7 +516,7 @@ pub struct Acl {
 }
 
 /// A user registration (contract §3.6).
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registration {
     /// UUID.
@@ -518,23 +536,23 @@ pub struct Registration {
     /// `pending`, `accepted` or `declined`.
     pub status: String,
     /// Why it was declined.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub decline_comment: String,
     /// Present while pending.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub activation_token: String,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     pub registered_at: String,
     /// Name of the admin who handled it.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub modified_by: String,
     /// When it was handled.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub modified_at: String,
 }
 
 /// `GET /v1/registrations`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationList {
     /// Oldest first.
@@ -542,50 +560,50 @@ pub struct RegistrationList {
 }
 
 /// A project (contract §3.1); every key omitted when empty.
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Project {
     /// Name.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub name: String,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub created_on: String,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub modified_on: String,
     /// Creator's current user name.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub created_by: String,
     /// Free text.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub description: String,
 }
 
 /// `GET /v1/projects`: `{}` when there are none.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectList {
     /// The projects, oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<Project>,
 }
 
 /// A topic (contract §3.3).
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Topic {
     /// `/projects/{p}/topics/{t}`.
     pub name: String,
     /// `projects/{p}/schemas/{s}`.
-    #[serde(skip_serializing_if = "is_empty")]
+    #[serde(default, skip_serializing_if = "is_empty")]
     pub schema: String,
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     pub created_on: String,
 }
 
 /// A page of topics.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicList {
     /// Newest first.
@@ -599,7 +617,7 @@ pub struct TopicList {
 }
 
 /// A subscription (contract §3.4).
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Subscription {
     /// `/projects/{p}/subscriptions/{s}`.
@@ -613,7 +631,7 @@ pub struct Subscription {
     #[serde(rename = "ackDeadlineSeconds")]
     pub ack_deadline_seconds: i64,
     /// Push backend status (verified push subscriptions only).
-    #[serde(rename = "pushStatus", skip_serializing_if = "is_empty")]
+    #[serde(default, rename = "pushStatus", skip_serializing_if = "is_empty")]
     pub push_status: String,
     /// Extension; omitted when the subscription has none.
     #[serde(rename = "deadLetterPolicy", skip_serializing_if = "Option::is_none")]
@@ -626,7 +644,7 @@ pub struct Subscription {
 }
 
 /// A page of subscriptions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionList {
     /// Newest first.
@@ -640,7 +658,7 @@ pub struct SubscriptionList {
 }
 
 /// `GET …/topics/{t}/subscriptions` (compact).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicSubscriptions {
     /// `/projects/{p}/subscriptions/{s}` names.
@@ -648,7 +666,7 @@ pub struct TopicSubscriptions {
 }
 
 /// `:publish` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishResponse {
     /// Ids (offsets) of the published messages, in request order.
@@ -657,14 +675,14 @@ pub struct PublishResponse {
 }
 
 /// A message as pulled.
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Its offset, as a string.
     #[serde(rename = "messageId")]
     pub message_id: String,
     /// Attributes, sorted by key; omitted when empty.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
     /// Payload as published.
     pub data: String,
@@ -674,7 +692,7 @@ pub struct Message {
 }
 
 /// One pulled message with its ack id.
-#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceivedMessage {
     /// `projects/{p}/subscriptions/{s}:{offset}`.
@@ -685,7 +703,7 @@ pub struct ReceivedMessage {
 }
 
 /// `:pull` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullResponse {
     /// The messages, in offset order.
@@ -694,7 +712,7 @@ pub struct PullResponse {
 }
 
 /// `:offsets` answer.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Offsets {
     /// Next offset to be written.
@@ -706,7 +724,7 @@ pub struct Offsets {
 }
 
 /// `:timeToOffset` answer (compact).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimeToOffset {
     /// The first offset at or after the requested time.
@@ -714,7 +732,7 @@ pub struct TimeToOffset {
 }
 
 /// The error envelope (contract §2.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     /// The error.
@@ -722,22 +740,24 @@ pub struct ErrorEnvelope {
 }
 
 /// Schema create/update body (contract §8): any subset on update.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct SchemaBody {
     /// Update only: `projects/{p}/schemas/{new name}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// `json` or `avro`, any case.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The schema document (a JSON object).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<serde_json::Value>,
 }
 
 /// A schema (contract §3.5, 1-space indented).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schema {
     /// Identity.
@@ -753,7 +773,7 @@ pub struct Schema {
 }
 
 /// `GET …/schemas`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaList {
     /// Oldest first.
@@ -761,7 +781,7 @@ pub struct SchemaList {
 }
 
 /// `GET /v1/version` (1-space indented).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Version {
     /// When the binary was built (UTC).
@@ -789,7 +809,7 @@ pub struct Version {
 }
 
 /// `GET /v1/status` (1-space indented).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthStatus {
     /// `ok`, or `warning` when the configured push worker user is missing.
@@ -805,7 +825,7 @@ pub struct HealthStatus {
 }
 
 /// One `push_servers` entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushServerStatus {
     /// Where it runs (`built-in` for ours).
@@ -815,7 +835,7 @@ pub struct PushServerStatus {
 }
 
 /// `{"message": …}`: the answer to deleting an active push subscription.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageReply {
     /// What happened.
@@ -957,7 +977,7 @@ pub struct UsageReport {
 }
 
 /// Inside the error envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// HTTP status.

@@ -3,6 +3,7 @@
 mod acl;
 mod authz;
 mod binary;
+mod client;
 mod crash;
 mod helpers;
 mod members;
