@@ -224,9 +224,21 @@ impl Ams {
         let highest = highest.ok_or(Error::InvalidAckId)?;
         let deadline = sub.ack_deadline;
         let now = self.now().secs();
+        let streamed = self.streamed_until(sub.project, &sub.name);
         self.meta()
             .update_cursor(sub.project, &sub.name, WriteDurability::Tier, &mut |c| {
-                c.acknowledge(highest, deadline, now)
+                let pending = (c.next_offset, c.pending_since);
+                c.acknowledge(highest, deadline, now)?;
+                // What an open stream sent past the acknowledged id stays
+                // pending (same deadline), instead of coming again.
+                if let Some(until) = streamed.map(|u| u.min(pending.0))
+                    && until > c.offset
+                {
+                    c.next_offset = until;
+                    c.pending_since = pending.1;
+                    c.deliveries = 1;
+                }
+                Ok(())
             })
             .await?
             .map_err(|_| Error::SubscriptionNotFound)?

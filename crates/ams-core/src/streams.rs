@@ -12,6 +12,7 @@
 //! server memory, and publishers never wait for it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -54,40 +55,66 @@ impl Default for StreamOptions {
     }
 }
 
-/// Wakes the streams of subscriptions whose cursor moved on this node.
+/// Wakes the streams of subscriptions whose cursor moved on this node, and
+/// tells acknowledgements how far they have sent.
 #[derive(Default)]
 pub(crate) struct CursorWatch {
-    by_subscription: Mutex<HashMap<(Uuid, String), Weak<Notify>>>,
+    by_subscription: Mutex<HashMap<(Uuid, String), Weak<Watch>>>,
+}
+
+/// One subscription's open streams on this node.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// Fired when the committed offset moves (or the subscription goes).
+    notify: Notify,
+    /// Each open stream's "sent up to here" (exclusive offset).
+    sent: Mutex<Vec<Weak<AtomicU64>>>,
 }
 
 impl Ams {
-    /// A notification that fires when the subscription's committed offset
-    /// moves on this node.
-    fn watch_cursor(&self, project: Uuid, name: &str) -> Arc<Notify> {
+    /// The watch of a subscription's streams on this node.
+    fn watch_cursor(&self, project: Uuid, name: &str) -> Arc<Watch> {
         let mut map = self.0.cursors.by_subscription.lock();
         let key = (project, name.to_owned());
         if let Some(live) = map.get(&key).and_then(Weak::upgrade) {
             return live;
         }
         map.retain(|_, w| w.strong_count() > 0);
-        let notify = Arc::new(Notify::new());
-        map.insert(key, Arc::downgrade(&notify));
-        notify
+        let watch = Arc::new(Watch::default());
+        map.insert(key, Arc::downgrade(&watch));
+        watch
     }
 
-    /// Tells the subscription's streams that its cursor moved.
-    pub(crate) fn cursor_moved(&self, project: Uuid, name: &str) {
+    fn live_watch(&self, project: Uuid, name: &str) -> Option<Arc<Watch>> {
         let key = (project, name.to_owned());
-        let live = self
-            .0
+        self.0
             .cursors
             .by_subscription
             .lock()
             .get(&key)
-            .and_then(Weak::upgrade);
-        if let Some(notify) = live {
-            notify.notify_waiters();
+            .and_then(Weak::upgrade)
+    }
+
+    /// Tells the subscription's streams that its cursor moved.
+    pub(crate) fn cursor_moved(&self, project: Uuid, name: &str) {
+        if let Some(watch) = self.live_watch(project, name) {
+            watch.notify.notify_waiters();
         }
+    }
+
+    /// How far this node's streams of the subscription have sent (exclusive
+    /// offset), if any is open. An acknowledgement keeps what they sent past
+    /// the acknowledged id pending (see [`Ams::acknowledge`]): a streaming
+    /// client acknowledges message by message, and the rest of what it holds
+    /// must stay acknowledgeable without being sent again.
+    pub(crate) fn streamed_until(&self, project: Uuid, name: &str) -> Option<u64> {
+        let watch = self.live_watch(project, name)?;
+        let mut sent = watch.sent.lock();
+        sent.retain(|w| w.strong_count() > 0);
+        sent.iter()
+            .filter_map(Weak::upgrade)
+            .map(|a| a.load(Ordering::Acquire))
+            .max()
     }
 
     /// Opens a stream of subscription `name` with the pull's checks, in its
@@ -111,14 +138,17 @@ impl Ams {
             .topic(sub.project, &sub.topic)
             .await?
             .ok_or(Error::SubscriptionTopicMissing)?;
+        let watch = self.watch_cursor(ctx.project().uuid, name);
+        let sent_until = Arc::new(AtomicU64::new(0));
+        watch.sent.lock().push(Arc::downgrade(&sent_until));
         Ok(SubscriptionStream {
             ams: self.clone(),
             ctx: ctx.clone(),
             prefix: format!("projects/{}/subscriptions/{}", ctx.project().name, name),
             name: name.to_owned(),
             options,
-            sent_until: 0,
-            cursor: self.watch_cursor(ctx.project().uuid, name),
+            sent_until,
+            watch,
         })
     }
 
@@ -184,9 +214,10 @@ pub struct SubscriptionStream {
     name: String,
     options: StreamOptions,
     /// One past the last offset sent to this client since the committed
-    /// offset last moved or the deadline last expired.
-    sent_until: u64,
-    cursor: Arc<Notify>,
+    /// offset last moved or the deadline last expired (shared with the
+    /// subscription's [`Watch`], which acknowledgements read).
+    sent_until: Arc<AtomicU64>,
+    watch: Arc<Watch>,
 }
 
 /// The state a stream decides on.
@@ -204,6 +235,14 @@ impl SubscriptionStream {
     /// The subscription's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent_until.load(Ordering::Acquire)
+    }
+
+    fn set_sent(&self, until: u64) {
+        self.sent_until.store(until, Ordering::Release);
     }
 
     async fn view(&self) -> Result<std::result::Result<View, Error>> {
@@ -235,14 +274,17 @@ impl SubscriptionStream {
     }
 
     /// Where this client's next message starts, given the cursor: past what
-    /// it was sent, unless the committed offset moved beyond that or the
-    /// pending messages' deadline passed (then they are handed out again).
+    /// it was sent while that is still pending; from the committed offset
+    /// when nothing is pending (a seek, or an acknowledgement of everything)
+    /// or the pending messages' deadline passed (they are handed out again,
+    /// as a pull would).
     fn resume_at(&self, view: &View, now_ns: i64) -> u64 {
+        let pending_until = view.sub.cursor.next_offset;
         let expired = view.deadline.is_some_and(|d| now_ns > d);
-        if expired {
+        if pending_until <= view.start || expired {
             view.start
         } else {
-            self.sent_until.max(view.start)
+            self.sent().min(pending_until).max(view.start)
         }
     }
 
@@ -266,7 +308,7 @@ impl SubscriptionStream {
             let from = self.resume_at(&view, ams.now().nanos());
             let limit = view.start.saturating_add(self.options.window).min(view.max);
             if from >= limit {
-                self.sent_until = from;
+                self.set_sent(from);
                 return Ok(Next::Idle);
             }
             let wanted = usize::try_from(limit - from).unwrap_or(usize::MAX);
@@ -291,7 +333,7 @@ impl SubscriptionStream {
             {
                 continue;
             }
-            self.sent_until = last + 1;
+            self.set_sent(last + 1);
             if self.options.auto_ack {
                 let (deadline, now) = (sub.ack_deadline, ams.now().secs());
                 ams.meta()
@@ -316,7 +358,7 @@ impl SubscriptionStream {
     /// what was sent, a moved cursor, the ack deadline, or the recheck period.
     /// Cancellation-safe.
     pub async fn ready(&self) -> Result<()> {
-        let moved = self.cursor.notified();
+        let moved = self.watch.notify.notified();
         tokio::pin!(moved);
         moved.as_mut().enable();
         let view = match self.view().await? {

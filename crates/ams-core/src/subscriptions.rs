@@ -93,6 +93,8 @@ impl Ams {
         if sub.push.is_some() {
             self.notify_push(sub.project, name);
         }
+        // Its streams end now rather than at their next recheck.
+        self.cursor_moved(sub.project, name);
         Ok(sub.push_active().then(|| {
             format!(
                 "Subscription {} deactivated",

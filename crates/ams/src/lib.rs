@@ -5,6 +5,7 @@
 //! injected clock, and talk to [`Application::local_addr`] over real HTTP.
 //!
 //! # Layout
+//! * [`cli`]: the client commands (`ams pub`, `ams sub`, administration).
 //! * [`config`]: config.json + `AMS_*` env vars + flags → [`Config`].
 //! * [`token`]: the generated service token.
 //! * [`telemetry`]: logging setup (text or JSON).
@@ -20,6 +21,7 @@ use anyhow::Context as _;
 use ams_core::{Ams, Clock, Settings, SystemClock};
 use ams_store::{EmbeddedMeta, LogOptions, Retention, SegmentLog};
 
+pub mod cli;
 pub mod config;
 pub mod telemetry;
 pub mod token;

@@ -537,7 +537,13 @@ impl MessageLog for SegmentLog {
         }
         let h = self.handle_or_create(log.id);
         let mut rx = h.shared.watch.subscribe();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|b| b.max > offset)).await;
+        // A delete wakes waiters too (it publishes empty bounds after marking
+        // the log deleted), so that streams of a deleted topic end at once.
+        let _ = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|b| b.max > offset || self.deleted.lock().contains(&log.id)),
+        )
+        .await;
         let bounds = *rx.borrow();
         Ok(bounds)
     }

@@ -3,6 +3,7 @@
 mod acl;
 mod authz;
 mod binary;
+mod cli;
 mod client;
 mod crash;
 mod helpers;

@@ -417,3 +417,73 @@ async fn shutdown_closes_streams() {
         .expect("stopped in time")
         .unwrap();
 }
+
+#[tokio::test]
+async fn deleting_the_subscription_or_the_topic_ends_its_streams() {
+    let app = spawn_app().await;
+    app.setup("P", "t", "s").await;
+    let body = r#"{"topic":"projects/P/topics/t"}"#;
+    assert_eq!(
+        app.put("/v1/projects/P/subscriptions/s2", body)
+            .await
+            .status,
+        200
+    );
+    let mut sub = ws(&app, &key("/v1/projects/P/subscriptions/s:stream")).await;
+    let mut sub2 = ws(&app, &key("/v1/projects/P/subscriptions/s2:stream")).await;
+    let mut tail = ws(&app, &key("/v1/projects/P/topics/t:stream")).await;
+    assert_eq!(
+        app.delete("/v1/projects/P/subscriptions/s").await.status,
+        200
+    );
+    assert_eq!(
+        frame(&mut sub).await,
+        json!({"error": {"code": 404, "message": "Subscription doesn't exist", "status": "NOT_FOUND"}})
+    );
+    assert_eq!(closed(&mut sub).await, CloseCode::Normal);
+    assert_eq!(app.delete("/v1/projects/P/topics/t").await.status, 200);
+    assert_eq!(
+        frame(&mut sub2).await,
+        json!({"error": {"code": 409, "message": "Subscription's topic doesn't exist", "status": "CONFLICT"}})
+    );
+    assert_eq!(closed(&mut sub2).await, CloseCode::Normal);
+    assert_eq!(closed(&mut tail).await, CloseCode::Normal);
+}
+
+#[tokio::test]
+async fn acks_one_by_one_keep_the_rest_pending_and_a_seek_replays() {
+    let app = spawn_app().await;
+    app.setup("P", "t", "s").await;
+    app.publish("P", "t", &["a", "b", "c"]).await;
+    let mut ws = ws(&app, &key("/v1/projects/P/subscriptions/s:stream")).await;
+    for i in 0..3 {
+        assert_eq!(frame(&mut ws).await["message"]["messageId"], i.to_string());
+    }
+    // A pull's cumulative ack would leave 1 and 2 unacknowledgeable until
+    // the next pull; a stream keeps what it sent pending instead.
+    assert_eq!(
+        app.ack("P", "s", &["projects/P/subscriptions/s:0"])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.ack("P", "s", &["projects/P/subscriptions/s:1"])
+            .await
+            .status,
+        200
+    );
+    let reply = ack_frame(&mut ws, "projects/P/subscriptions/s:2").await;
+    assert_eq!(reply["acknowledged"][0], "projects/P/subscriptions/s:2");
+    assert_eq!(consumed(&app, "P", "s").await, 3, "nothing was sent twice");
+    // Seeking back replays.
+    let r = app
+        .post(
+            "/v1/projects/P/subscriptions/s:modifyOffset",
+            r#"{"offset":1}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(frame(&mut ws).await["message"]["messageId"], "1");
+    assert_eq!(frame(&mut ws).await["message"]["messageId"], "2");
+}
