@@ -68,6 +68,17 @@ pub fn document() -> OpenApi {
                     .build(),
             );
         }
+        for (name, description) in query_parameters(route) {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(*description))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            );
+        }
         if !route.is_open() {
             op = op
                 .security(SecurityRequirement::new("header", Vec::<String>::new()))
@@ -344,6 +355,59 @@ fn bodies(route: Route) -> (RequestBody, ResponseBody) {
 }
 
 /// The `{variables}` of a route pattern, in order.
+/// The query parameters a route's handler reads (besides `key`, the token).
+fn query_parameters(route: Route) -> &'static [(&'static str, &'static str)] {
+    const PAGE: [(&str, &str); 2] = [
+        ("pageSize", "Items per page (all when absent or 0)"),
+        ("pageToken", "The nextPageToken of the previous page"),
+    ];
+    const REPORT: [(&str, &str); 3] = [
+        ("start_date", "First day, YYYY-MM-DD (default 1970-01-01)"),
+        ("end_date", "Last day, YYYY-MM-DD (default today)"),
+        ("projects", "Comma-separated project names (default all)"),
+    ];
+    match route {
+        Route::TopicsList | Route::SubscriptionsList => &PAGE,
+        Route::UsersList => &[
+            PAGE[0],
+            PAGE[1],
+            ("project", "Only members of this project"),
+            ("details", "true: include memberships"),
+        ],
+        Route::ProjectsListUsers => &[PAGE[0], PAGE[1], ("details", "true: include memberships")],
+        Route::RegistrationsList => &[
+            ("status", "pending, accepted or declined"),
+            ("name", "Requested user name"),
+            ("email", "Contact address"),
+            ("organization", "Organization"),
+            ("activation_token", "Activation token"),
+        ],
+        Route::AmsHealthStatus => &[("details", "true: raw push server errors (admins)")],
+        Route::SubscriptionsTimeToOffset => &[(
+            "time",
+            "RFC 3339 with milliseconds, e.g. 2019-09-02T13:39:11.100Z",
+        )],
+        Route::AmsVaMetrics | Route::UsersUsageReport => &REPORT,
+        Route::SubscriptionsStream => &[
+            (
+                "window",
+                "Most unacknowledged messages in flight (1-10000, default 100)",
+            ),
+            ("autoAck", "true: acknowledge each message as it is sent"),
+        ],
+        Route::TopicsStream => &[
+            ("from", "Start at this offset"),
+            (
+                "time",
+                "Start at the first message published at or after this RFC 3339 time",
+            ),
+            ("last", "Start at the last N messages"),
+            ("max", "End after N messages"),
+        ],
+        _ => &[],
+    }
+}
+
 fn variables(pattern: &str) -> Vec<&str> {
     pattern
         .split('{')

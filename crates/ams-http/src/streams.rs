@@ -53,7 +53,7 @@ pub async fn subscription(mut call: Call) -> Handled {
     let stop = call.streams_stop.clone();
     Ok(match transport {
         Transport::WebSocket(upgrade) => upgrade
-            .on_upgrade(move |socket| subscription_socket(socket, stream, stop))
+            .on_upgrade(move |ws| socket(ws, stream, stop))
             .into_response(),
         Transport::Events => {
             let events = futures::stream::unfold(
@@ -139,7 +139,7 @@ pub async fn topic(mut call: Call) -> Handled {
     let stop = call.streams_stop.clone();
     Ok(match transport {
         Transport::WebSocket(upgrade) => upgrade
-            .on_upgrade(move |socket| topic_socket(socket, stream, stop))
+            .on_upgrade(move |ws| socket(ws, stream, stop))
             .into_response(),
         Transport::Events => {
             let events = futures::stream::unfold(
@@ -264,102 +264,111 @@ async fn close(tx: &mut Sink, code: u16, reason: &'static str) {
     let _ = send(tx, Message::Close(Some(frame))).await;
 }
 
-async fn subscription_socket(
-    socket: WebSocket,
-    mut stream: SubscriptionStream,
-    stop: CancellationToken,
-) {
-    let (mut tx, mut rx) = socket.split();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => {
-                close(&mut tx, 1001, "server shutting down").await;
-                return;
-            }
-            _ = ping.tick() => {
-                if !send(&mut tx, Message::Ping(Default::default())).await {
-                    return;
-                }
-            }
-            frame = rx.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let body = ams_types::json::from_slice::<wire::Acknowledge>(text.as_bytes());
-                    let ids = body.as_ref().ok().and_then(|b| b.ack_ids.clone());
-                    let reply = match stream.acknowledge(body).await {
-                        Ok(()) => compact(&serde_json::json!({ "acknowledged": ids })),
-                        Err(e) => error_json(&e),
-                    };
-                    if !send(&mut tx, Message::Text(reply.into())).await {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
-            },
-            r = stream.ready() => {
-                if r.is_err() {
-                    close(&mut tx, 1011, "internal error").await;
-                    return;
-                }
-                match stream.next().await {
-                    Ok(Next::Idle) => {}
-                    Ok(Next::Messages(ms)) => {
-                        for m in &ms {
-                            if !send(&mut tx, Message::Text(compact(m).into())).await {
-                                return;
-                            }
-                        }
-                    }
-                    Ok(Next::End(e)) | Err(e) => {
-                        let _ = send(&mut tx, Message::Text(error_json(&e).into())).await;
-                        close(&mut tx, 1000, "stream ended").await;
-                        return;
-                    }
-                }
-            }
+/// What a WebSocket carries: the domain stream behind it.
+trait Feed: Send {
+    /// What [`Feed::wait`] found.
+    type Found: Send;
+    /// Waits until there may be something to send. Cancellation-safe.
+    async fn wait(&mut self) -> Self::Found;
+    /// Turns what was found into frames to send, or the end of the stream
+    /// (an error frame, if any, and the close code). Runs to completion.
+    async fn frames(&mut self, found: Self::Found) -> Result<Vec<String>, (Option<String>, u16)>;
+    /// Answers a text frame from the client, if it expects an answer.
+    async fn text(&mut self, text: &str) -> Option<String>;
+}
+
+impl Feed for SubscriptionStream {
+    type Found = Result<(), Error>;
+
+    async fn wait(&mut self) -> Self::Found {
+        self.ready().await
+    }
+
+    async fn frames(&mut self, found: Self::Found) -> Result<Vec<String>, (Option<String>, u16)> {
+        if found.is_err() {
+            return Err((None, 1011));
         }
+        match self.next().await {
+            Ok(Next::Idle) => Ok(Vec::new()),
+            Ok(Next::Messages(ms)) => Ok(ms.iter().map(compact).collect()),
+            Ok(Next::End(e)) | Err(e) => Err((Some(error_json(&e)), 1000)),
+        }
+    }
+
+    async fn text(&mut self, text: &str) -> Option<String> {
+        let body = ams_types::json::from_slice::<wire::Acknowledge>(text.as_bytes());
+        let ids = body.as_ref().ok().and_then(|b| b.ack_ids.clone());
+        Some(match self.acknowledge(body).await {
+            Ok(()) => compact(&serde_json::json!({ "acknowledged": ids })),
+            Err(e) => error_json(&e),
+        })
     }
 }
 
-async fn topic_socket(socket: WebSocket, mut stream: TopicStream, stop: CancellationToken) {
+impl Feed for TopicStream {
+    type Found = Result<Option<Vec<wire::Message>>, Error>;
+
+    async fn wait(&mut self) -> Self::Found {
+        self.next().await
+    }
+
+    async fn frames(&mut self, found: Self::Found) -> Result<Vec<String>, (Option<String>, u16)> {
+        match found {
+            Ok(Some(ms)) => Ok(ms.iter().map(compact).collect()),
+            Ok(None) => Err((None, 1000)),
+            Err(e) => Err((Some(error_json(&e)), 1011)),
+        }
+    }
+
+    // Tails take no frames.
+    async fn text(&mut self, _text: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Runs a WebSocket over a feed until either side ends it or the server
+/// shuts down (close 1001). Idle sockets are pinged, so that a vanished
+/// client shows up as a failed write.
+async fn socket<F: Feed>(socket: WebSocket, mut feed: F, stop: CancellationToken) {
     let (mut tx, mut rx) = socket.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => {
-                close(&mut tx, 1001, "server shutting down").await;
-                return;
-            }
+        let outgoing = tokio::select! {
+            () = stop.cancelled() => Err((None, 1001)),
             _ = ping.tick() => {
                 if !send(&mut tx, Message::Ping(Default::default())).await {
                     return;
                 }
+                Ok(Vec::new())
             }
             frame = rx.next() => match frame {
+                Some(Ok(Message::Text(text))) => Ok(feed.text(&text).await.into_iter().collect()),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => Ok(Vec::new()),
             },
-            batch = stream.next() => match batch {
-                Ok(Some(ms)) => {
-                    for m in &ms {
-                        if !send(&mut tx, Message::Text(compact(m).into())).await {
-                            return;
-                        }
+            found = feed.wait() => feed.frames(found).await,
+        };
+        match outgoing {
+            Ok(frames) => {
+                for f in frames {
+                    if !send(&mut tx, Message::Text(f.into())).await {
+                        return;
                     }
                 }
-                Ok(None) => {
-                    close(&mut tx, 1000, "stream ended").await;
-                    return;
+            }
+            Err((error, code)) => {
+                if let Some(e) = error {
+                    let _ = send(&mut tx, Message::Text(e.into())).await;
                 }
-                Err(e) => {
-                    let _ = send(&mut tx, Message::Text(error_json(&e).into())).await;
-                    close(&mut tx, 1011, "internal error").await;
-                    return;
-                }
-            },
+                let reason = match code {
+                    1000 => "stream ended",
+                    1001 => "server shutting down",
+                    _ => "internal error",
+                };
+                close(&mut tx, code, reason).await;
+                return;
+            }
         }
     }
 }

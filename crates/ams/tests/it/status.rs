@@ -118,6 +118,33 @@ async fn the_openapi_document_lists_every_served_route() {
         doc["paths"]["/v1/projects/{project}/topics/{topic}:publish"]["post"]["description"],
         "Roles: service_admin, project_admin, publisher."
     );
+    // Query parameters are listed with the path variables.
+    let names = |path: &str, kind: &str| -> Vec<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == kind)
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names("/v1/projects/{project}/topics/{topic}:stream", "query"),
+        ["from", "time", "last", "max"]
+    );
+    assert_eq!(
+        names("/v1/projects/{project}/topics/{topic}:stream", "path"),
+        ["project", "topic"]
+    );
+    assert_eq!(
+        names("/v1/metrics/va_metrics", "query"),
+        ["start_date", "end_date", "projects"]
+    );
+    assert_eq!(
+        names("/v1/projects/{project}/topics", "query"),
+        ["pageSize", "pageToken"]
+    );
+    assert!(names("/v1/projects/{project}/topics/{topic}", "query").is_empty());
 }
 
 /// The `$ref`s of the document, each with where it occurs.
