@@ -300,7 +300,7 @@ fn apply_retention(log: &SegmentLog, clock: &dyn Clock) {
 /// SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
-    let _log = telemetry::init(&config.log_level, config.log_format)?;
+    telemetry::init(&config.log_level, config.log_format)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -1,10 +1,5 @@
 //! Logging: `tracing` to stderr, text or JSON, filtered by the log level (or
 //! `RUST_LOG`). Tokens and payloads are never logged by our code.
-//!
-//! Lines are written by a background thread: a request's log line costs a
-//! queue push, not a `write(2)` on the request's path. The queue blocks
-//! rather than drops when full (nothing is lost), and the [`LogGuard`] flushes
-//! it when the server stops.
 
 use std::io::IsTerminal;
 
@@ -12,11 +7,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Keeps the log writer thread running; dropping it flushes what is queued.
-pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
-
 /// Installs the global subscriber.
-pub fn init(level: &str, format: LogFormat) -> anyhow::Result<LogGuard> {
+pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
         // The storage engine's own info lines are noise at our info level.
@@ -27,19 +19,14 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<LogGuard> {
         _ => EnvFilter::try_new(level)
             .map_err(|e| anyhow::anyhow!("configuration key `log_level`: {e}"))?,
     };
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("ams-log")
-        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not for files and pipes.
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
-    Ok(guard)
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
