@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::Ams;
 use crate::auth::{Context, Role};
 use crate::error::{Error, Result};
-use crate::model::{NodeSample, Tally, Topic};
+use crate::model::{NodeSample, Subscription, Tally, Topic};
 use crate::storage::{PageRequest, UsageDelta};
 
 /// How many days a daily-count metric shows at most.
@@ -210,17 +210,21 @@ impl Ams {
         Ok(sums.into_iter().rev().collect())
     }
 
+    /// Every topic and subscription of a project.
+    async fn resources(&self, project: Uuid) -> Result<(Vec<Topic>, Vec<Subscription>)> {
+        let all = PageRequest::default();
+        Ok((
+            self.meta().list_topics(project, all).await?.items,
+            self.meta().list_subscriptions(project, all).await?.items,
+        ))
+    }
+
     /// `GET /v1/projects/{p}:metrics`.
     pub async fn project_metrics(&self, ctx: &Context) -> Result<wire::MetricList> {
         let project = ctx.project();
         let now = self.now().to_rfc3339_seconds();
         let all = PageRequest::default();
-        let topics = self.meta().list_topics(project.uuid, all).await?.items;
-        let subs = self
-            .meta()
-            .list_subscriptions(project.uuid, all)
-            .await?
-            .items;
+        let (topics, subs) = self.resources(project.uuid).await?;
         let mut metrics = vec![
             counter(
                 "project.number_of_topics",
@@ -492,12 +496,7 @@ impl Ams {
             let messages: u64 = days.iter().map(|(_, n)| n).sum();
             // Rounded up to two decimals, as the original does.
             let average = (messages as f64 / window.days() as f64 * 100.0).ceil() / 100.0;
-            let topics = self.meta().list_topics(project.uuid, all).await?.items;
-            let subs = self
-                .meta()
-                .list_subscriptions(project.uuid, all)
-                .await?
-                .items;
+            let (topics, subs) = self.resources(project.uuid).await?;
             let users = self.meta().list_users(Some(project.uuid), all).await?.items;
             let entry = wire::ProjectMetrics {
                 project: project.name.clone(),
