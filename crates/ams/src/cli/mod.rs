@@ -601,10 +601,12 @@ async fn subscribe(s: &Session, args: SubArgs) -> Outcome {
             return Err(Failure::new(exit::FAILURE, "the server ended the stream"));
         };
         let m = next.map_err(|e| s.fail(e))?;
+        // A message that could not be shown is not acknowledged.
         match s.format {
             Format::Json => output::json_line(&m),
             Format::Human => output::message_line(&m.message),
         }
+        .map_err(output_failed)?;
         if !args.no_ack {
             s.client
                 .acknowledge(
@@ -618,6 +620,12 @@ async fn subscribe(s: &Session, args: SubArgs) -> Outcome {
         seen += 1;
     }
     Ok(())
+}
+
+/// Standard output refused a message (its reader went away): stop, without
+/// acknowledging what was not shown.
+fn output_failed(e: std::io::Error) -> Failure {
+    Failure::new(exit::FAILURE, format!("cannot write the output: {e}"))
 }
 
 async fn tail(s: &Session, args: TailArgs) -> Outcome {
@@ -639,6 +647,7 @@ async fn tail(s: &Session, args: TailArgs) -> Outcome {
             Format::Json => output::json_line(&m),
             Format::Human => output::message_line(&m),
         }
+        .map_err(output_failed)?;
     }
     Ok(())
 }
@@ -655,7 +664,7 @@ async fn pull(s: &Session, args: PullArgs) -> Outcome {
         Format::Human if messages.is_empty() => println!("no messages"),
         Format::Human => {
             for m in &messages {
-                output::message_line(&m.message);
+                output::message_line(&m.message).map_err(output_failed)?;
             }
         }
     }

@@ -25,12 +25,13 @@ pub fn json<T: Serialize>(value: &T) {
 }
 
 /// Prints `value` as one compact JSON line (streams), flushing at once so a
-/// pipe sees each message as it arrives.
-pub fn json_line<T: Serialize>(value: &T) {
+/// pipe sees each message as it arrives. An error means nobody reads the
+/// output any more (a closed pipe): the caller stops.
+pub fn json_line<T: Serialize>(value: &T) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer(&mut out, value);
-    let _ = writeln!(out);
-    let _ = out.flush();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 /// Prints rows under a header as an aligned table.
@@ -72,15 +73,16 @@ pub fn readable(data: &str) -> String {
         .unwrap_or_else(|| data.to_owned())
 }
 
-/// One message as a line: id, publish time, attributes, data.
-pub fn message_line(m: &wire::Message) {
+/// One message as a line: id, publish time, attributes, data. An error means
+/// nobody reads the output any more (a closed pipe): the caller stops.
+pub fn message_line(m: &wire::Message) -> std::io::Result<()> {
     let attributes: Vec<String> = m
         .attributes
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let mut out = std::io::stdout().lock();
-    let _ = if attributes.is_empty() {
+    if attributes.is_empty() {
         writeln!(
             out,
             "#{} {} {}",
@@ -97,8 +99,8 @@ pub fn message_line(m: &wire::Message) {
             attributes.join(" "),
             readable(&m.data)
         )
-    };
-    let _ = out.flush();
+    }?;
+    out.flush()
 }
 
 #[cfg(test)]

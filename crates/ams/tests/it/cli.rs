@@ -363,3 +363,50 @@ async fn profiles_and_completions() {
     assert!(script.contains("_ams()"), "{script}");
     assert!(script.contains("subscriptions"));
 }
+
+#[tokio::test]
+async fn sub_stops_without_acknowledging_when_nobody_reads_its_output() {
+    use tokio::io::AsyncBufReadExt;
+    let app = spawn_app().await;
+    app.setup("P", "t", "s").await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ams"))
+        .args(["sub", "s", "--json"])
+        .env("AMS_URL", &app.base)
+        .env("AMS_PROJECT", "P")
+        .env("AMS_TOKEN", &app.token)
+        .env("AMS_PROFILES", app.dir.path().join("no-profiles.toml"))
+        .env_remove("AMS_PROFILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    app.publish("P", "t", &["YQ=="]).await;
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(HANG, stdout.read_line(&mut line))
+        .await
+        .expect("a line in time")
+        .unwrap();
+    assert!(line.contains("\"messageId\":\"0\""), "{line}");
+    // The reader goes away (`ams sub s | head -n 1`): the next message
+    // cannot be shown, so it must not be acknowledged, and `sub` ends.
+    drop(stdout);
+    app.publish("P", "t", &["Yg=="]).await;
+    let out = tokio::time::timeout(HANG, child.wait_with_output())
+        .await
+        .expect("sub ended in time")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write the output"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        app.offsets("P", "s").await.2,
+        1,
+        "only what was shown is acknowledged"
+    );
+}
