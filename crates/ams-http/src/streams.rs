@@ -120,7 +120,7 @@ pub async fn topic(mut call: Call) -> Handled {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let start = match (from, time, last) {
-        _ if resume.is_some() => TailStart::Offset(resume.unwrap_or_default() + 1),
+        _ if resume.is_some() => TailStart::Offset(resume.unwrap_or_default().saturating_add(1)),
         (None, None, None) => TailStart::End,
         (Some(o), None, None) => TailStart::Offset(o),
         (None, Some(ms), None) => TailStart::Time(ms),

@@ -291,6 +291,20 @@ async fn topic_tails_replay_and_follow() {
     let mut buf = String::new();
     let got = events(&mut r, &mut buf, 2).await;
     assert_eq!((got[0].1.as_str(), got[1].1.as_str()), ("5", "6"));
+    // An id past every offset resumes at the end (no overflow).
+    let mut r = app
+        .client
+        .get(format!("{}/v1/projects/P/topics/t:stream", app.base))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", u64::MAX.to_string())
+        .header("x-api-key", &app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.publish("P", "t", &["next"]).await;
+    let mut buf = String::new();
+    assert_eq!(events(&mut r, &mut buf, 1).await[0].1, "7");
     // Subscriptions are untouched by tails.
     assert_eq!(consumed(&app, "P", "s").await, 0);
 }
