@@ -227,7 +227,8 @@ struct View {
     /// The committed offset, raised to the log's first retained message.
     start: u64,
     max: u64,
-    /// When the pending messages' ack deadline passes (ns), if any are pending.
+    /// The first instant (ns) at which the pending messages' ack deadline
+    /// has passed, if any are pending.
     deadline: Option<i64>,
 }
 
@@ -259,11 +260,17 @@ impl SubscriptionStream {
         };
         let bounds = ams.log().bounds(&topic.log_ref()).await?;
         let start = sub.cursor.offset.max(bounds.min);
+        // The acknowledgement's rule, in whole seconds: refused once
+        // `now_secs - pending_since > ack_deadline`, that is from the second
+        // after `pending_since + ack_deadline` on. Redelivering earlier would
+        // resend messages whose acknowledgement is still accepted.
         let deadline = sub
             .cursor
             .pending_since
             .filter(|_| sub.cursor.next_offset > start)
-            .map(|at| Timestamp::from_secs(at.saturating_add(sub.ack_deadline)).nanos());
+            .map(|at| {
+                Timestamp::from_secs(at.saturating_add(sub.ack_deadline).saturating_add(1)).nanos()
+            });
         Ok(Ok(View {
             sub,
             topic,
@@ -280,7 +287,7 @@ impl SubscriptionStream {
     /// as a pull would).
     fn resume_at(&self, view: &View, now_ns: i64) -> u64 {
         let pending_until = view.sub.cursor.next_offset;
-        let expired = view.deadline.is_some_and(|d| now_ns > d);
+        let expired = view.deadline.is_some_and(|d| now_ns >= d);
         if pending_until <= view.start || expired {
             view.start
         } else {
@@ -380,13 +387,7 @@ impl SubscriptionStream {
         };
         let deadline = async {
             match view.deadline {
-                // One nanosecond past it: the deadline itself is still in time.
-                Some(d) => {
-                    self.ams
-                        .clock()
-                        .sleep_until(Timestamp::from_nanos(d.saturating_add(1)))
-                        .await
-                }
+                Some(d) => self.ams.clock().sleep_until(Timestamp::from_nanos(d)).await,
                 None => std::future::pending().await,
             }
         };

@@ -156,6 +156,27 @@ async fn unacknowledged_messages_come_again_after_the_deadline() {
     assert_eq!(app.offsets("P", "s").await.2, 2);
 }
 
+#[tokio::test]
+async fn no_redelivery_while_an_acknowledgement_is_still_accepted() {
+    let app = spawn_app().await;
+    app.setup("P", "t", "s").await;
+    let mut ws = ws(&app, &key("/v1/projects/P/subscriptions/s:stream")).await;
+    // Handed out half a second into a second: the pull's bookkeeping keeps
+    // whole seconds, and an ack is refused only once 11 of them have passed.
+    app.clock.advance_millis(500);
+    app.publish("P", "t", &["a"]).await;
+    assert_eq!(frame(&mut ws).await["message"]["messageId"], "0");
+    app.clock.advance_secs(10);
+    app.publish("P", "t", &["b"]).await;
+    assert_eq!(
+        frame(&mut ws).await["message"]["messageId"],
+        "1",
+        "0 is still in time: not sent again"
+    );
+    let reply = ack_frame(&mut ws, "projects/P/subscriptions/s:0").await;
+    assert_eq!(reply["acknowledged"][0], "projects/P/subscriptions/s:0");
+}
+
 /// Reads server-sent events until `n` were parsed: (event, id, data).
 async fn events(
     resp: &mut reqwest::Response,
