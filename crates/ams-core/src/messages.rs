@@ -224,13 +224,16 @@ impl Ams {
         let highest = highest.ok_or(Error::InvalidAckId)?;
         let deadline = sub.ack_deadline;
         let now = self.now().secs();
-        let streamed = self.streamed_until(sub.project, &sub.name);
         self.meta()
             .update_cursor(sub.project, &sub.name, WriteDurability::Tier, &mut |c| {
                 let pending = (c.next_offset, c.pending_since);
                 c.acknowledge(highest, deadline, now)?;
                 // What an open stream sent past the acknowledged id stays
-                // pending (same deadline), instead of coming again.
+                // pending (same deadline), instead of coming again. Read
+                // here, with the cursor: a stream marks what it sends before
+                // it records the delivery, so a cursor that shows a delivery
+                // comes with the stream's mark of it.
+                let streamed = self.streamed_until(sub.project, &sub.name);
                 if let Some(until) = streamed.map(|u| u.min(pending.0))
                     && until > c.offset
                 {

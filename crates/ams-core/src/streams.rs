@@ -331,6 +331,13 @@ impl SubscriptionStream {
             let Some(last) = messages.last().map(|m| m.offset) else {
                 continue; // retention ran between the bounds and the read
             };
+            // Marked before the delivery is recorded: an acknowledgement that
+            // sees the recorded delivery must see this too, or it would drop
+            // what this stream is about to send from the pending range (and
+            // the client's acknowledgement of it would be refused). The mark
+            // counts only up to the cursor's pending range, so an unrecorded
+            // delivery does no harm.
+            self.set_sent(last + 1);
             // The pull's bookkeeping covers everything pending from the
             // committed offset; only the new tail is sent (and counted).
             let expected = view.sub.cursor.offset;
@@ -340,7 +347,6 @@ impl SubscriptionStream {
             {
                 continue;
             }
-            self.set_sent(last + 1);
             if self.options.auto_ack {
                 let (deadline, now) = (sub.ack_deadline, ams.now().secs());
                 ams.meta()

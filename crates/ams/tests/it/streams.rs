@@ -522,3 +522,31 @@ async fn acks_one_by_one_keep_the_rest_pending_and_a_seek_replays() {
     assert_eq!(frame(&mut ws).await["message"]["messageId"], "1");
     assert_eq!(frame(&mut ws).await["message"]["messageId"], "2");
 }
+
+/// A consumer that acknowledges each streamed message through the REST API
+/// while the stream hands out the next ones (what `ams sub` does): every
+/// acknowledgement is accepted and nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rest_acks_racing_the_stream_are_all_accepted() {
+    const N: usize = 400;
+    let app = std::sync::Arc::new(spawn_app().await);
+    app.setup("P", "t", "s").await;
+    let mut r = sse(&app, "/v1/projects/P/subscriptions/s:stream").await;
+    let publisher = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            for _ in 0..N {
+                app.publish("P", "t", &["eA=="]).await;
+            }
+        })
+    };
+    let mut buf = String::new();
+    for want in 0..N {
+        let got = events(&mut r, &mut buf, 1).await.remove(0);
+        assert_eq!(got.1, want.to_string(), "in order, once each");
+        let id = got.2["ackId"].as_str().unwrap().to_owned();
+        let ack = app.ack("P", "s", &[id.as_str()]).await;
+        assert_eq!(ack.status, 200, "ack of {want}: {}", ack.body);
+    }
+    publisher.await.unwrap();
+}
