@@ -102,6 +102,24 @@ impl Ams {
         }
     }
 
+    /// Wakes every stream of the project's subscriptions on this node (a
+    /// topic went: its subscriptions' streams end now, even those waiting
+    /// with a full window, which no publish would wake).
+    pub(crate) fn project_streams_check(&self, project: Uuid) {
+        let live: Vec<Arc<Watch>> = self
+            .0
+            .cursors
+            .by_subscription
+            .lock()
+            .iter()
+            .filter(|((p, _), _)| *p == project)
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        for watch in live {
+            watch.notify.notify_waiters();
+        }
+    }
+
     /// How far this node's streams of the subscription have sent (exclusive
     /// offset), if any is open. An acknowledgement keeps what they sent past
     /// the acknowledged id pending (see [`Ams::acknowledge`]): a streaming

@@ -132,6 +132,7 @@ impl Ams {
             .await?
             .map_err(|_| Error::TopicNotFound)?;
         self.log().delete(&topic.log_ref()).await?;
+        self.project_streams_check(ctx.project().uuid);
         Ok(())
     }
 

@@ -550,3 +550,19 @@ async fn rest_acks_racing_the_stream_are_all_accepted() {
     }
     publisher.await.unwrap();
 }
+
+#[tokio::test]
+async fn deleting_the_topic_ends_a_stream_whose_window_is_full() {
+    let app = spawn_app().await;
+    app.setup("P", "t", "s").await;
+    app.publish("P", "t", &["a", "b"]).await;
+    let mut ws = ws(&app, &key("/v1/projects/P/subscriptions/s:stream?window=1")).await;
+    assert_eq!(frame(&mut ws).await["message"]["messageId"], "0");
+    // The window is full: the stream waits for an ack, not for a publish.
+    assert_eq!(app.delete("/v1/projects/P/topics/t").await.status, 200);
+    assert_eq!(
+        frame(&mut ws).await,
+        json!({"error": {"code": 409, "message": "Subscription's topic doesn't exist", "status": "CONFLICT"}})
+    );
+    assert_eq!(closed(&mut ws).await, CloseCode::Normal);
+}
