@@ -699,11 +699,12 @@ async fn ack(s: &Session, args: AckArgs) -> Outcome {
         .acknowledge(project, &args.subscription, &ids)
         .await
         .map_err(|e| s.fail(e))?;
-    if s.format == Format::Human {
-        println!(
+    match s.format {
+        Format::Json => output::json(&serde_json::json!({})),
+        Format::Human => println!(
             "acknowledged up to {}",
             ids.last().map_or("", |i| i.as_str())
-        );
+        ),
     }
     Ok(())
 }

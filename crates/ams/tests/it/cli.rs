@@ -230,7 +230,9 @@ async fn pull_ack_seek_and_tail() {
     let run = ams(&app, &["pull", "s", "--max", "2", "--json"], None).await;
     let got = run.ok().json();
     assert_eq!(got["receivedMessages"].as_array().unwrap().len(), 2);
-    ams(&app, &["ack", "s", "1"], None).await.ok();
+    // `--json` prints a JSON document here too (`{}`, as the API answers).
+    let run = ams(&app, &["ack", "s", "1", "--json"], None).await;
+    assert_eq!(run.ok().json(), serde_json::json!({}));
     assert_eq!(app.offsets("P", "s").await.2, 2);
     let run = ams(&app, &["offsets", "s", "--json"], None).await;
     assert_eq!(run.ok().json()["current"], 2);
