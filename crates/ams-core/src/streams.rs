@@ -158,7 +158,12 @@ impl Ams {
             .ok_or(Error::SubscriptionTopicMissing)?;
         let watch = self.watch_cursor(ctx.project().uuid, name);
         let sent_until = Arc::new(AtomicU64::new(0));
-        watch.sent.lock().push(Arc::downgrade(&sent_until));
+        {
+            // Streams of this subscription that ended leave dead entries.
+            let mut sent = watch.sent.lock();
+            sent.retain(|w| w.strong_count() > 0);
+            sent.push(Arc::downgrade(&sent_until));
+        }
         Ok(SubscriptionStream {
             ams: self.clone(),
             ctx: ctx.clone(),

@@ -450,11 +450,28 @@ mod tests {
         for entry in routes::table() {
             let op = &doc["paths"][entry.pattern][entry.method.as_str().to_lowercase()];
             assert_eq!(op["operationId"], entry.route.name(), "{}", entry.pattern);
-            let params: Vec<&str> = op["parameters"]
-                .as_array()
-                .map(|ps| ps.iter().map(|p| p["name"].as_str().unwrap()).collect())
-                .unwrap_or_default();
-            assert_eq!(params, variables(entry.pattern), "{}", entry.pattern);
+            let params = |kind: &str| -> Vec<&str> {
+                op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == kind)
+                            .map(|p| p["name"].as_str().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            assert_eq!(
+                params("path"),
+                variables(entry.pattern),
+                "{}",
+                entry.pattern
+            );
+            let query: Vec<&str> = query_parameters(entry.route)
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            assert_eq!(params("query"), query, "{}", entry.pattern);
             documented += 1;
         }
         let operations: usize = doc["paths"]

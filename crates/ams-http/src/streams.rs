@@ -143,25 +143,30 @@ pub async fn topic(mut call: Call) -> Handled {
             .into_response(),
         Transport::Events => {
             let events = futures::stream::unfold(
-                (stream, Vec::new().into_iter()),
-                move |(mut stream, mut queued)| {
+                (stream, Vec::new().into_iter(), false),
+                move |(mut stream, mut queued, done)| {
                     let stop = stop.clone();
                     async move {
                         if let Some(event) = queued.next() {
-                            return Some((Ok(event), (stream, queued)));
+                            return Some((Ok(event), (stream, queued, done)));
+                        }
+                        // An error ends the stream (as the WebSocket's 1011
+                        // does) instead of asking the failing store again.
+                        if done {
+                            return None;
                         }
                         let batch = tokio::select! {
                             () = stop.cancelled() => return None,
                             r = stream.next() => r,
                         };
-                        let events: Vec<Event> = match batch {
-                            Ok(Some(ms)) => ms.iter().map(message_event).collect(),
+                        let (events, done): (Vec<Event>, bool) = match batch {
+                            Ok(Some(ms)) => (ms.iter().map(message_event).collect(), false),
                             Ok(None) => return None,
-                            Err(e) => vec![error_event(&e)],
+                            Err(e) => (vec![error_event(&e)], true),
                         };
                         let mut queued = events.into_iter();
                         let first = queued.next()?;
-                        Some((Ok::<_, Infallible>(first), (stream, queued)))
+                        Some((Ok::<_, Infallible>(first), (stream, queued, done)))
                     }
                 },
             );
