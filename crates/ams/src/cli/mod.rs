@@ -15,6 +15,7 @@ use ams_types::wire;
 use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
 
+#[macro_use]
 pub mod output;
 pub mod profile;
 
@@ -580,9 +581,9 @@ async fn publish(s: &Session, args: PubArgs) -> Outcome {
     match s.format {
         Format::Json => output::json(&serde_json::json!({ "messageIds": ids })),
         Format::Human => match ids.as_slice() {
-            [] => println!("nothing to publish (the input was empty)"),
-            [one] => println!("published message {one}"),
-            [first, .., last] => println!("published {} messages ({first}..{last})", ids.len()),
+            [] => say!("nothing to publish (the input was empty)"),
+            [one] => say!("published message {one}"),
+            [first, .., last] => say!("published {} messages ({first}..{last})", ids.len()),
         },
     }
     Ok(())
@@ -661,7 +662,7 @@ async fn pull(s: &Session, args: PullArgs) -> Outcome {
         .map_err(|e| s.fail(e))?;
     match s.format {
         Format::Json => output::json(&serde_json::json!({ "receivedMessages": messages })),
-        Format::Human if messages.is_empty() => println!("no messages"),
+        Format::Human if messages.is_empty() => say!("no messages"),
         Format::Human => {
             for m in &messages {
                 output::message_line(&m.message).map_err(output_failed)?;
@@ -701,7 +702,7 @@ async fn ack(s: &Session, args: AckArgs) -> Outcome {
         .map_err(|e| s.fail(e))?;
     match s.format {
         Format::Json => output::json(&serde_json::json!({})),
-        Format::Human => println!(
+        Format::Human => say!(
             "acknowledged up to {}",
             ids.last().map_or("", |i| i.as_str())
         ),
@@ -726,7 +727,7 @@ async fn seek(s: &Session, args: SeekArgs) -> Outcome {
         .map_err(|e| s.fail(e))?;
     match s.format {
         Format::Json => output::json(&serde_json::json!({ "offset": offset })),
-        Format::Human => println!("{} now starts at offset {offset}", args.subscription),
+        Format::Human => say!("{} now starts at offset {offset}", args.subscription),
     }
     Ok(())
 }
@@ -774,7 +775,7 @@ async fn projects(s: &Session, c: ProjectsCommand) -> Outcome {
                 .create_project(&name, description.as_deref())
                 .await
                 .map_err(|e| s.fail(e))?;
-            show(s, &p, || println!("created project {}", p.name));
+            show(s, &p, || say!("created project {}", p.name));
         }
         ProjectsCommand::Delete(NameArg { name }) => {
             client.delete_project(&name).await.map_err(|e| s.fail(e))?;
@@ -825,7 +826,7 @@ async fn topics(s: &Session, c: TopicsCommand) -> Outcome {
                 .create_topic(project, &name, schema.as_deref())
                 .await
                 .map_err(|e| s.fail(e))?;
-            show(s, &t, || println!("created topic {}", t.name));
+            show(s, &t, || say!("created topic {}", t.name));
         }
         TopicsCommand::Delete(NameArg { name }) => {
             client
@@ -897,7 +898,7 @@ async fn subscriptions(s: &Session, c: SubscriptionsCommand) -> Outcome {
                 .await
                 .map_err(|e| s.fail(e))?;
             show(s, &sub, || {
-                println!("created subscription {} on {}", sub.name, sub.topic)
+                say!("created subscription {} on {}", sub.name, sub.topic)
             });
         }
         SubscriptionsCommand::Delete(NameArg { name }) => {
@@ -1001,8 +1002,8 @@ async fn acl(s: &Session, c: AclCommand) -> Outcome {
             .map_err(|e| s.fail(e))?;
             match s.format {
                 Format::Json => output::json(&serde_json::json!({ "authorized_users": users })),
-                Format::Human if users.is_empty() => println!("(nobody)"),
-                Format::Human => users.iter().for_each(|u| println!("{u}")),
+                Format::Human if users.is_empty() => say!("(nobody)"),
+                Format::Human => users.iter().for_each(|u| say!("{u}")),
             }
         }
         AclCommand::Set { kind, name, users } => {
@@ -1032,6 +1033,6 @@ fn show<T: serde::Serialize>(s: &Session, value: &T, human: impl FnOnce()) {
 fn done(s: &Session, what: &str) {
     match s.format {
         Format::Json => output::json(&serde_json::json!({})),
-        Format::Human => println!("{what}"),
+        Format::Human => say!("{what}"),
     }
 }

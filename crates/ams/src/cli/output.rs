@@ -18,10 +18,31 @@ pub enum Format {
     Json,
 }
 
+/// `println!` for the client commands: a closed standard output (a pager
+/// that quit, `| head`) ends the command quietly with exit code 1, as Unix
+/// tools do, instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to standard output (see [`say!`]).
+pub fn line(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if written.is_err() {
+        std::process::exit(i32::from(super::exit::FAILURE));
+    }
+}
+
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    println!("{text}");
+    say!("{text}");
 }
 
 /// Prints `value` as one compact JSON line (streams), flushing at once so a
@@ -37,7 +58,7 @@ pub fn json_line<T: Serialize>(value: &T) -> std::io::Result<()> {
 /// Prints rows under a header as an aligned table.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     if rows.is_empty() {
-        println!("(none)");
+        say!("(none)");
         return;
     }
     let mut t = Table::new();
@@ -46,14 +67,14 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     for row in rows {
         t.add_row(row);
     }
-    println!("{t}");
+    say!("{t}");
 }
 
 /// Prints `key: value` lines.
 pub fn fields(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in pairs {
-        println!("{k:<width$}  {v}");
+        say!("{k:<width$}  {v}");
     }
 }
 

@@ -412,3 +412,33 @@ async fn sub_stops_without_acknowledging_when_nobody_reads_its_output() {
         "only what was shown is acknowledged"
     );
 }
+
+#[tokio::test]
+async fn a_closed_standard_output_ends_a_command_quietly() {
+    let app = spawn_app().await;
+    app.setup("P", "t", "s").await;
+    // A pipe whose reading end is gone: every write fails (as after `| head`).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ams"))
+        .args(["topics", "list"])
+        .env("AMS_URL", &app.base)
+        .env("AMS_TOKEN", &app.token)
+        .env("AMS_PROJECT", "P")
+        .env("AMS_PROFILES", app.dir.path().join("none.toml"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        // Not `output()`: it would capture standard output itself.
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
