@@ -92,6 +92,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
+    stream_idle: Duration,
     ca_files: Vec<PathBuf>,
 }
 
@@ -103,6 +104,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
+            .field("stream_idle", &self.stream_idle)
             .field("ca_files", &self.ca_files)
             .finish()
     }
@@ -118,8 +120,17 @@ impl ClientBuilder {
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
             backoff: DEFAULT_BACKOFF,
+            stream_idle: stream::STREAM_IDLE,
             ca_files: Vec::new(),
         }
+    }
+
+    /// How long a stream may receive nothing at all (the server sends a
+    /// keep-alive every 15 s) before it ends with [`Error::Timeout`]
+    /// (default 60 s).
+    pub fn stream_idle(mut self, d: Duration) -> Self {
+        self.stream_idle = d;
+        self
     }
 
     /// The token, sent in the `x-api-key` header (an empty one sends none).
@@ -202,6 +213,7 @@ impl ClientBuilder {
             timeout: self.timeout,
             retries: self.retries,
             backoff: self.backoff,
+            stream_idle: self.stream_idle,
         })))
     }
 }

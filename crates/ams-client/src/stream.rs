@@ -6,7 +6,11 @@
 //! by a blank line, `event: error` blocks whose data is an AMS error envelope,
 //! and `:` comment lines as keep-alives; the stream ends when the server
 //! closes it. The per-request timeout bounds only the wait for the server's
-//! answer, not the stream.
+//! answer, not the stream; a stream that receives nothing at all (not even
+//! the keep-alives the server sends every 15 s) for [`STREAM_IDLE`] (or what
+//! [`crate::ClientBuilder::stream_idle`] says) ends
+//! with [`Error::Timeout`], so a silently dead connection cannot hang a
+//! reader.
 
 use std::collections::VecDeque;
 
@@ -14,6 +18,10 @@ use ams_types::wire;
 
 use crate::transport::{decode, verb};
 use crate::{Client, Error, Result};
+
+/// Longest a stream may receive nothing before it is given up as dead, by
+/// default.
+pub const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where a topic tail starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +58,7 @@ impl Client {
                 ("autoAck", if auto_ack { "true" } else { "" }),
             ],
         );
-        let events = Events::new(self.open_stream(url).await?);
+        let events = Events::new(self.open_stream(url).await?, self.0.stream_idle);
         Ok(SubscriptionStream { events })
     }
 
@@ -75,7 +83,7 @@ impl Client {
             &["projects", project, "topics", &verb(topic, "stream")],
             &[(key, &value), ("max", &max)],
         );
-        let events = Events::new(self.open_stream(url).await?);
+        let events = Events::new(self.open_stream(url).await?, self.0.stream_idle);
         Ok(TopicTail {
             events,
             last_id: None,
@@ -130,14 +138,16 @@ impl TopicTail {
 /// The events of a streamed answer.
 struct Events {
     response: Option<reqwest::Response>,
+    idle: std::time::Duration,
     parser: SseParser,
     ready: VecDeque<Event>,
 }
 
 impl Events {
-    fn new(response: reqwest::Response) -> Self {
+    fn new(response: reqwest::Response, idle: std::time::Duration) -> Self {
         Self {
             response: Some(response),
+            idle,
             parser: SseParser::default(),
             ready: VecDeque::new(),
         }
@@ -150,15 +160,19 @@ impl Events {
                 return Some(Ok(event));
             }
             let response = self.response.as_mut()?;
-            match response.chunk().await {
-                Ok(Some(bytes)) => self.parser.feed(&bytes, &mut self.ready),
-                Ok(None) => {
+            match tokio::time::timeout(self.idle, response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.parser.feed(&bytes, &mut self.ready),
+                Ok(Ok(None)) => {
                     self.response = None;
                     return None;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     self.response = None;
                     return Some(Err(Error::from_reqwest(e)));
+                }
+                Err(_) => {
+                    self.response = None;
+                    return Some(Err(Error::Timeout));
                 }
             }
         }

@@ -19,6 +19,8 @@ pub(crate) struct Inner {
     pub(crate) timeout: Duration,
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
+    /// See [`crate::ClientBuilder::stream_idle`].
+    pub(crate) stream_idle: Duration,
 }
 
 /// Extra time a long-polling `pull` may take beyond the timeout.

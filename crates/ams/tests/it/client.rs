@@ -675,6 +675,8 @@ enum Step {
     Hang,
     /// Closes the connection without answering.
     Close,
+    /// Answers 200 as an event stream, then sends nothing more.
+    SilentStream,
 }
 
 /// A server on 127.0.0.1:0 that plays `script` (one step per request, in
@@ -712,6 +714,11 @@ impl Fake {
                     let (status, body) = match step {
                         Some(Step::Hang) => return std::future::pending().await,
                         Some(Step::Close) => return,
+                        Some(Step::SilentStream) => {
+                            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                            let _ = socket.write_all(head.as_bytes()).await;
+                            return std::future::pending().await;
+                        }
                         Some(Step::Status(code)) => (code, ""),
                         None => (200, ok),
                     };
@@ -856,4 +863,23 @@ async fn client_retries_refused_connections_then_reports_them() {
         Err(Error::Connection(text)) => assert!(text.starts_with(&base), "{text}"),
         other => panic!("expected a connection error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_silent_stream_ends_with_a_timeout() {
+    let fake = Fake::start(&[Step::SilentStream], TOPIC).await;
+    let client = Client::builder(&fake.base)
+        .token("S3CR3T")
+        .stream_idle(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut stream = client
+        .stream_subscription("P", "s", None, false)
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(HANG, stream.next())
+        .await
+        .expect("the idle limit ends the wait");
+    assert!(matches!(next, Some(Err(Error::Timeout))), "{next:?}");
+    assert!(stream.next().await.is_none(), "the stream is over");
 }
