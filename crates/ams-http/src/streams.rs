@@ -21,8 +21,8 @@ use ams_core::streams::{
 use ams_types::json::{Layout, to_vec};
 use ams_types::wire;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -55,41 +55,7 @@ pub async fn subscription(mut call: Call) -> Handled {
         Transport::WebSocket(upgrade) => upgrade
             .on_upgrade(move |ws| socket(ws, stream, stop))
             .into_response(),
-        Transport::Events => {
-            let events = futures::stream::unfold(
-                (stream, Vec::new().into_iter(), false),
-                move |(mut stream, mut queued, done)| {
-                    let stop = stop.clone();
-                    async move {
-                        if let Some(event) = queued.next() {
-                            return Some((Ok(event), (stream, queued, done)));
-                        }
-                        if done {
-                            return None;
-                        }
-                        loop {
-                            tokio::select! {
-                                () = stop.cancelled() => return None,
-                                r = stream.ready() => if r.is_err() { return None },
-                            }
-                            let (events, done) = match stream.next().await {
-                                Ok(Next::Idle) => continue,
-                                Ok(Next::Messages(ms)) => {
-                                    (ms.iter().map(received_event).collect::<Vec<_>>(), false)
-                                }
-                                Ok(Next::End(e)) | Err(e) => (vec![error_event(&e)], true),
-                            };
-                            let mut queued = events.into_iter();
-                            let first = queued.next()?;
-                            return Some((Ok::<_, Infallible>(first), (stream, queued, done)));
-                        }
-                    }
-                },
-            );
-            Sse::new(events)
-                .keep_alive(KeepAlive::default())
-                .into_response()
-        }
+        Transport::Events => events(stream, stop),
     })
 }
 
@@ -141,39 +107,7 @@ pub async fn topic(mut call: Call) -> Handled {
         Transport::WebSocket(upgrade) => upgrade
             .on_upgrade(move |ws| socket(ws, stream, stop))
             .into_response(),
-        Transport::Events => {
-            let events = futures::stream::unfold(
-                (stream, Vec::new().into_iter(), false),
-                move |(mut stream, mut queued, done)| {
-                    let stop = stop.clone();
-                    async move {
-                        if let Some(event) = queued.next() {
-                            return Some((Ok(event), (stream, queued, done)));
-                        }
-                        // An error ends the stream (as the WebSocket's 1011
-                        // does) instead of asking the failing store again.
-                        if done {
-                            return None;
-                        }
-                        let batch = tokio::select! {
-                            () = stop.cancelled() => return None,
-                            r = stream.next() => r,
-                        };
-                        let (events, done): (Vec<Event>, bool) = match batch {
-                            Ok(Some(ms)) => (ms.iter().map(message_event).collect(), false),
-                            Ok(None) => return None,
-                            Err(e) => (vec![error_event(&e)], true),
-                        };
-                        let mut queued = events.into_iter();
-                        let first = queued.next()?;
-                        Some((Ok::<_, Infallible>(first), (stream, queued, done)))
-                    }
-                },
-            );
-            Sse::new(events)
-                .keep_alive(KeepAlive::default())
-                .into_response()
-        }
+        Transport::Events => events(stream, stop),
     })
 }
 
@@ -233,24 +167,6 @@ fn error_json(e: &Error) -> String {
     })
 }
 
-fn received_event(m: &wire::ReceivedMessage) -> Event {
-    Event::default()
-        .event("message")
-        .id(m.message.message_id.clone())
-        .data(compact(m))
-}
-
-fn message_event(m: &wire::Message) -> Event {
-    Event::default()
-        .event("message")
-        .id(m.message_id.clone())
-        .data(compact(m))
-}
-
-fn error_event(e: &Error) -> Event {
-    Event::default().event("error").data(error_json(e))
-}
-
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 /// Sends one frame, giving up on a client that does not read for too long.
@@ -269,17 +185,36 @@ async fn close(tx: &mut Sink, code: u16, reason: &'static str) {
     let _ = send(tx, Message::Close(Some(frame))).await;
 }
 
-/// What a WebSocket carries: the domain stream behind it.
-trait Feed: Send {
+/// One message to send: its offset (the event id) and its compact JSON.
+struct Frame {
+    id: String,
+    json: String,
+}
+
+impl Frame {
+    fn of<T: serde::Serialize>(id: &str, value: &T) -> Self {
+        Self {
+            id: id.to_owned(),
+            json: compact(value),
+        }
+    }
+}
+
+/// What frames to send next, or how the stream ends: an error envelope to
+/// send first, if any, and the WebSocket close code.
+type Frames = Result<Vec<Frame>, (Option<String>, u16)>;
+
+/// What a stream carries, whatever the transport: the domain stream behind it.
+trait Feed: Send + 'static {
     /// What [`Feed::wait`] found.
     type Found: Send;
     /// Waits until there may be something to send. Cancellation-safe.
-    async fn wait(&mut self) -> Self::Found;
-    /// Turns what was found into frames to send, or the end of the stream
-    /// (an error frame, if any, and the close code). Runs to completion.
-    async fn frames(&mut self, found: Self::Found) -> Result<Vec<String>, (Option<String>, u16)>;
+    fn wait(&mut self) -> impl Future<Output = Self::Found> + Send;
+    /// Turns what was found into frames to send, or the end of the stream.
+    /// Runs to completion.
+    fn frames(&mut self, found: Self::Found) -> impl Future<Output = Frames> + Send;
     /// Answers a text frame from the client, if it expects an answer.
-    async fn text(&mut self, text: &str) -> Option<String>;
+    fn text(&mut self, text: &str) -> impl Future<Output = Option<String>> + Send;
 }
 
 impl Feed for SubscriptionStream {
@@ -289,13 +224,16 @@ impl Feed for SubscriptionStream {
         self.ready().await
     }
 
-    async fn frames(&mut self, found: Self::Found) -> Result<Vec<String>, (Option<String>, u16)> {
+    async fn frames(&mut self, found: Self::Found) -> Frames {
         if found.is_err() {
             return Err((None, 1011));
         }
         match self.next().await {
             Ok(Next::Idle) => Ok(Vec::new()),
-            Ok(Next::Messages(ms)) => Ok(ms.iter().map(compact).collect()),
+            Ok(Next::Messages(ms)) => Ok(ms
+                .iter()
+                .map(|m| Frame::of(&m.message.message_id, m))
+                .collect()),
             Ok(Next::End(e)) | Err(e) => Err((Some(error_json(&e)), 1000)),
         }
     }
@@ -317,9 +255,9 @@ impl Feed for TopicStream {
         self.next().await
     }
 
-    async fn frames(&mut self, found: Self::Found) -> Result<Vec<String>, (Option<String>, u16)> {
+    async fn frames(&mut self, found: Self::Found) -> Frames {
         match found {
-            Ok(Some(ms)) => Ok(ms.iter().map(compact).collect()),
+            Ok(Some(ms)) => Ok(ms.iter().map(|m| Frame::of(&m.message_id, m)).collect()),
             Ok(None) => Err((None, 1000)),
             Err(e) => Err((Some(error_json(&e)), 1011)),
         }
@@ -348,7 +286,12 @@ async fn socket<F: Feed>(socket: WebSocket, mut feed: F, stop: CancellationToken
                 Ok(Vec::new())
             }
             frame = rx.next() => match frame {
-                Some(Ok(Message::Text(text))) => Ok(feed.text(&text).await.into_iter().collect()),
+                Some(Ok(Message::Text(text))) => Ok(feed
+                    .text(&text)
+                    .await
+                    .map(|json| Frame { id: String::new(), json })
+                    .into_iter()
+                    .collect()),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => Ok(Vec::new()),
             },
@@ -357,7 +300,7 @@ async fn socket<F: Feed>(socket: WebSocket, mut feed: F, stop: CancellationToken
         match outgoing {
             Ok(frames) => {
                 for f in frames {
-                    if !send(&mut tx, Message::Text(f.into())).await {
+                    if !send(&mut tx, Message::Text(f.json.into())).await {
                         return;
                     }
                 }
@@ -376,4 +319,52 @@ async fn socket<F: Feed>(socket: WebSocket, mut feed: F, stop: CancellationToken
             }
         }
     }
+}
+
+/// Serves a feed as Server-Sent Events: `event: message` with `id:` = the
+/// offset, and an `event: error` before the end when the stream fails. A
+/// server shutdown ends it.
+fn events<F: Feed>(feed: F, stop: CancellationToken) -> Response {
+    let events = futures::stream::unfold(
+        (feed, Vec::new().into_iter(), false),
+        move |(mut feed, mut queued, done)| {
+            let stop = stop.clone();
+            async move {
+                if let Some(event) = queued.next() {
+                    return Some((Ok::<_, Infallible>(event), (feed, queued, done)));
+                }
+                // An ended stream is not asked again (a failing store would
+                // answer with errors in a tight loop).
+                if done {
+                    return None;
+                }
+                loop {
+                    let found = tokio::select! {
+                        () = stop.cancelled() => return None,
+                        found = feed.wait() => found,
+                    };
+                    let (events, done) = match feed.frames(found).await {
+                        Ok(frames) if frames.is_empty() => continue,
+                        Ok(frames) => (
+                            frames
+                                .into_iter()
+                                .map(|f| Event::default().event("message").id(f.id).data(f.json))
+                                .collect::<Vec<_>>(),
+                            false,
+                        ),
+                        Err((Some(error), _)) => {
+                            (vec![Event::default().event("error").data(error)], true)
+                        }
+                        Err((None, _)) => return None,
+                    };
+                    let mut queued = events.into_iter();
+                    let first = queued.next()?;
+                    return Some((Ok(first), (feed, queued, done)));
+                }
+            }
+        },
+    );
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
