@@ -196,6 +196,21 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Applies a settings change ([`crate::storage::MetadataStore::update_subscription`]):
+    /// only `push`, `dead_letter` and `acl` are taken from it, whatever else
+    /// it touched (the cursor, identity and topic have their own operations).
+    /// Returns `false`, leaving `self` as it was, when `change` refused.
+    pub fn apply_settings(&mut self, change: crate::storage::SubscriptionUpdate<'_>) -> bool {
+        let mut draft = self.clone();
+        if !change(&mut draft) {
+            return false;
+        }
+        self.push = draft.push;
+        self.dead_letter = draft.dead_letter;
+        self.acl = draft.acl;
+        true
+    }
+
     /// Whether the pusher delivers it: a verified http endpoint or a mattermost
     /// webhook (contract §7.4-§7.5).
     pub fn push_active(&self) -> bool {
@@ -555,6 +570,48 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_changes_take_only_push_dead_letter_and_acl() {
+        let sub = Subscription {
+            project: Uuid::new_v4(),
+            name: "s".into(),
+            topic: "t".into(),
+            ack_deadline: 10,
+            created_on: Timestamp::from_secs(1),
+            seq: 7,
+            cursor: Cursor::at(3),
+            acl: Vec::new(),
+            push: None,
+            dead_letter: None,
+        };
+        let user = Uuid::new_v4();
+        let mut changed = sub.clone();
+        assert!(changed.apply_settings(&mut |s| {
+            s.acl = vec![user];
+            s.name = "other".into();
+            s.topic = "other".into();
+            s.ack_deadline = 99;
+            s.seq = 1;
+            s.cursor = Cursor::at(99);
+            true
+        }));
+        assert_eq!(changed.acl, [user]);
+        assert_eq!(
+            Subscription {
+                acl: Vec::new(),
+                ..changed.clone()
+            },
+            sub,
+            "nothing else moved"
+        );
+        // A refused change leaves everything as it was.
+        assert!(!changed.apply_settings(&mut |s| {
+            s.acl.clear();
+            false
+        }));
+        assert_eq!(changed.acl, [user]);
+    }
 
     #[test]
     fn deliveries_count_pulls_of_the_head_until_it_moves() {

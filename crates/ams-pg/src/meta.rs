@@ -610,19 +610,8 @@ impl MetadataStore for PgMeta {
                 name,
                 WriteDurability::Tier,
                 |sub: &mut Subscription| {
-                    let before = sub.clone();
-                    if !change(sub) {
-                        *sub = before.clone();
-                        return (before, false);
-                    }
-                    // The cursor, identity and columns are not this call's to change.
-                    sub.cursor = before.cursor;
-                    sub.seq = before.seq;
-                    sub.created_on = before.created_on;
-                    sub.project = before.project;
-                    sub.name = before.name;
-                    sub.topic = before.topic;
-                    (sub.clone(), true)
+                    let applied = sub.apply_settings(change);
+                    (sub.clone(), applied)
                 },
             )
             .await?;

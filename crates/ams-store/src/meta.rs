@@ -622,24 +622,13 @@ impl MetadataStore for EmbeddedMeta {
                 name,
                 WriteDurability::Tier,
                 |sub: &mut Subscription| {
-                    let before = (sub.cursor, sub.seq, sub.created_on);
-                    if !change(sub) {
-                        return Err(());
-                    }
-                    // The cursor and identity are not this call's to change.
-                    (sub.cursor, sub.seq, sub.created_on) = before;
-                    Ok(sub.clone())
+                    // A refused change leaves the record as it was: nothing is written.
+                    let applied = sub.apply_settings(change);
+                    Ok::<_, std::convert::Infallible>((sub.clone(), applied))
                 },
             )
             .await?;
-        Ok(match outcome {
-            None => Err(Conflict::NotFound),
-            Some(Ok(sub)) => Ok((sub, true)),
-            Some(Err(())) => match self.get::<Subscription>(project, name) {
-                Some(sub) => Ok((sub, false)),
-                None => Err(Conflict::NotFound),
-            },
-        })
+        Ok(outcome.map(|Ok(r)| r).ok_or(Conflict::NotFound))
     }
 
     async fn create_schema(&self, schema: Schema) -> WriteResult<Schema> {
