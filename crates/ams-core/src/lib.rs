@@ -250,25 +250,25 @@ impl Ams {
     }
 
     /// Deletes message logs whose topic no longer exists (left behind by a crash
-    /// between deleting a topic's record and its log). Run once at start-up.
+    /// between deleting a topic's record and its log). Run at start-up, also
+    /// by every node of a cluster: the logs are listed *before* the topics, and
+    /// a log is only ever created after its topic's record, so a topic created
+    /// meanwhile by another node is never mistaken for an orphan.
     pub async fn remove_orphan_logs(&self) -> Result<usize> {
+        let naming = self.log().naming();
+        let logs = self.log().list().await?;
         let mut live = std::collections::HashSet::new();
         for project in self.meta().list_projects().await? {
             let page = self
                 .meta()
                 .list_topics(project.uuid, storage::PageRequest::default())
                 .await?;
-            live.extend(page.items.into_iter().map(|t| t.log_id));
+            live.extend(page.items.iter().map(|t| t.log_ref().key(naming)));
         }
         let mut removed = 0;
-        for id in self.log().list().await? {
-            if !live.contains(&id) {
-                let orphan = storage::LogRef {
-                    id,
-                    project: uuid::Uuid::nil(),
-                    topic: String::new(),
-                };
-                self.log().delete(&orphan).await?;
+        for log in logs {
+            if !live.contains(&log.key(naming)) {
+                self.log().delete(&log).await?;
                 removed += 1;
             }
         }

@@ -46,7 +46,8 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Names one topic's log. The embedded log keys its files by `id`; a Kafka log
-/// derives its topic name from `project` and `topic` as the original does.
+/// derives its topic name from `project` and `topic` as the original does
+/// (see [`LogNaming`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LogRef {
     /// Unique per topic incarnation: re-creating a deleted topic gets a new id and
@@ -56,6 +57,37 @@ pub struct LogRef {
     pub project: Uuid,
     /// The topic's name within the project.
     pub topic: String,
+}
+
+/// What identifies a log in a backend, and so what [`MessageLog::list`] can
+/// report of the logs it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogNaming {
+    /// By [`LogRef::id`]: every topic incarnation has its own log.
+    ById,
+    /// By [`LogRef::project`] and [`LogRef::topic`] (Kafka topics named
+    /// `<projectUUID>.<topic>`, the original's layout); listed logs carry a nil id.
+    ByTopic,
+}
+
+/// The identity of a log under a [`LogNaming`], for comparing listed logs
+/// with the topics that exist.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LogKey {
+    /// See [`LogNaming::ById`].
+    Id(Uuid),
+    /// See [`LogNaming::ByTopic`].
+    Topic(Uuid, String),
+}
+
+impl LogRef {
+    /// This log's identity under `naming`.
+    pub fn key(&self, naming: LogNaming) -> LogKey {
+        match naming {
+            LogNaming::ById => LogKey::Id(self.id),
+            LogNaming::ByTopic => LogKey::Topic(self.project, self.topic.clone()),
+        }
+    }
 }
 
 /// One message handed to [`MessageLog::append`].
@@ -101,10 +133,20 @@ pub struct Appended {
 /// Append-only, per-topic message logs with dense offsets starting at 0.
 ///
 /// A log that was never appended to (or that does not exist) is empty with
-/// bounds `0..0`; logs are created on first append, so a crash between creating a
-/// topic's metadata and its log leaves nothing inconsistent.
+/// bounds `0..0`. The domain calls [`MessageLog::create`] once a topic's record
+/// exists and before the topic is reported created; appends to a log that was
+/// deleted fail, so a publish racing a topic's deletion cannot bring it back.
 #[async_trait]
 pub trait MessageLog: Send + Sync + 'static {
+    /// How this backend identifies logs (what [`MessageLog::list`] reports).
+    fn naming(&self) -> LogNaming;
+
+    /// Makes an empty log ready for a new topic incarnation, called once per
+    /// incarnation. A backend that names logs by topic discards what a
+    /// previous incarnation of the same name left behind (a crash between
+    /// deleting its record and its log).
+    async fn create(&self, log: &LogRef) -> StoreResult<()>;
+
     /// Appends `messages` as one batch and answers once the batch is durable in
     /// the backend's configured tier. Offsets are assigned atomically: concurrent
     /// appends never share an id. `publish_time_ns` is the domain clock's now; the
@@ -150,9 +192,11 @@ pub trait MessageLog: Send + Sync + 'static {
     /// appends to the same id fail (ids are unique per topic incarnation).
     async fn delete(&self, log: &LogRef) -> StoreResult<()>;
 
-    /// The ids of every log that holds data, so that start-up can delete logs whose
-    /// topic no longer exists (a crash between the two deletes leaves one behind).
-    async fn list(&self) -> StoreResult<Vec<Uuid>>;
+    /// Every log the backend holds, identified as [`MessageLog::naming`] says
+    /// (the other fields may be nil or empty), so that start-up can delete logs
+    /// whose topic no longer exists (a crash between the two deletes leaves one
+    /// behind).
+    async fn list(&self) -> StoreResult<Vec<LogRef>>;
 }
 
 /// Why a metadata write was refused. These are expected outcomes the domain turns

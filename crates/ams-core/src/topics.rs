@@ -47,10 +47,16 @@ impl Ams {
             schema,
             published: Default::default(),
         };
-        match self.meta().create_topic(topic).await? {
-            Ok(topic) => self.topic_view(project, &topic).await,
-            Err(_) => Err(Error::TopicExists),
+        let topic = match self.meta().create_topic(topic).await? {
+            Ok(topic) => topic,
+            Err(_) => return Err(Error::TopicExists),
+        };
+        if let Err(e) = self.log().create(&topic.log_ref()).await {
+            // No log, no topic: take the record back so that a retry can succeed.
+            let _ = self.meta().delete_topic(project.uuid, name).await;
+            return Err(e.into());
         }
+        self.topic_view(project, &topic).await
     }
 
     /// `:attachSchema`: topic, then a body like create's; an empty body or no

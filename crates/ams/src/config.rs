@@ -73,6 +73,33 @@ pub enum DurabilityArg {
     Write,
 }
 
+/// Storage backend, as a flag value.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StoreArg {
+    /// Messages and metadata in the data directory (one node).
+    Embedded,
+    /// Messages in Apache Kafka, metadata in PostgreSQL (any number of nodes).
+    KafkaPostgres,
+}
+
+/// Where messages and metadata live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded store in the data directory.
+    Embedded,
+    /// Stateless nodes over Kafka and PostgreSQL.
+    KafkaPostgres {
+        /// Kafka bootstrap brokers, `host:port`.
+        kafka_brokers: Vec<String>,
+        /// libpq connection string or `postgres://` URL (may hold a password:
+        /// never logged).
+        postgres_url: String,
+        /// Replication factor of the Kafka topics ams creates (-1: the
+        /// broker's default).
+        kafka_replication_factor: i16,
+    },
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -165,6 +192,22 @@ pub struct ServeArgs {
     /// Bearer token `GET /metrics` requires [default: none, open].
     #[arg(long, env = "AMS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// embedded (one node, data dir) or kafka-postgres (a cluster) [default: embedded].
+    #[arg(long, env = "AMS_STORE", value_enum)]
+    pub store: Option<StoreArg>,
+    /// Kafka bootstrap brokers, comma-separated host:port (store kafka-postgres).
+    #[arg(long, env = "AMS_KAFKA_BROKERS", value_delimiter = ',')]
+    pub kafka_brokers: Option<Vec<String>>,
+    /// PostgreSQL connection string or URL (store kafka-postgres).
+    #[arg(long, env = "AMS_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// Replication factor of the Kafka topics ams creates; -1 = broker default [default: -1].
+    #[arg(
+        long,
+        env = "AMS_KAFKA_REPLICATION_FACTOR",
+        allow_negative_numbers = true
+    )]
+    pub kafka_replication_factor: Option<i16>,
 }
 
 /// Push settings (contract §7, §10).
@@ -223,6 +266,8 @@ pub struct Config {
     pub proxy_hostname: String,
     /// Bearer token of `GET /metrics` (never logged).
     pub metrics_token: Option<String>,
+    /// The storage backend.
+    pub store: StoreConfig,
     /// Warnings to log once logging is up (ignored keys and the like).
     pub warnings: Vec<String>,
 }
@@ -242,6 +287,7 @@ impl Config {
             Some(path) => FileConfig::read(path)?,
             None => FileConfig::default(),
         };
+        let store = store_config(args, &file)?;
         let tls = match (
             args.certificate.clone().or(file.certificate),
             args.certificate_key.clone().or(file.certificate_key),
@@ -332,6 +378,22 @@ impl Config {
                     .unwrap_or(30),
             )?),
         };
+        let service_token = args
+            .service_token
+            .clone()
+            .or(file.service_token)
+            .filter(|t| !t.is_empty());
+        if store != StoreConfig::Embedded && service_token.is_none() {
+            return Err(ConfigError::BadValue {
+                key: "service_token",
+                problem: "store kafka-postgres needs a configured service token: every node \
+                          of a cluster must accept the same one"
+                    .into(),
+            });
+        }
+        if store == StoreConfig::Embedded {
+            warnings.extend(file.cluster_warnings);
+        }
         Ok(Config {
             bind_ip: args
                 .bind_ip
@@ -343,11 +405,7 @@ impl Config {
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("ams-data")),
-            service_token: args
-                .service_token
-                .clone()
-                .or(file.service_token)
-                .filter(|t| !t.is_empty()),
+            service_token,
             auth_option,
             durability,
             per_resource_auth: args
@@ -380,8 +438,70 @@ impl Config {
                 .clone()
                 .or(file.metrics_token)
                 .filter(|t| !t.is_empty()),
+            store,
             warnings,
         })
+    }
+}
+
+/// The storage backend: `store` with its connection settings. The original's
+/// `broker_hosts` names the Kafka brokers when `kafka_brokers` is not set.
+fn store_config(args: &ServeArgs, file: &FileConfig) -> Result<StoreConfig, ConfigError> {
+    let store = args.store.or(file.store).unwrap_or(StoreArg::Embedded);
+    let brokers = args
+        .kafka_brokers
+        .clone()
+        .or_else(|| file.kafka_brokers.clone())
+        .or_else(|| file.broker_hosts.clone())
+        .map(|list| {
+            list.iter()
+                .map(|b| b.trim().to_owned())
+                .filter(|b| !b.is_empty())
+                .collect::<Vec<_>>()
+        });
+    let postgres_url = args
+        .postgres_url
+        .clone()
+        .or_else(|| file.postgres_url.clone())
+        .filter(|u| !u.is_empty());
+    let replication = args
+        .kafka_replication_factor
+        .or(file.kafka_replication_factor)
+        .unwrap_or(-1);
+    match store {
+        StoreArg::Embedded => Ok(StoreConfig::Embedded),
+        StoreArg::KafkaPostgres => {
+            let kafka_brokers =
+                brokers
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| ConfigError::BadValue {
+                        key: "kafka_brokers",
+                        problem: "store kafka-postgres needs the Kafka brokers (host:port, \
+                              comma-separated)"
+                            .into(),
+                    })?;
+            if let Some(bad) = kafka_brokers.iter().find(|b| !b.contains(':')) {
+                return Err(ConfigError::BadValue {
+                    key: "kafka_brokers",
+                    problem: format!("expected host:port, got {bad:?}"),
+                });
+            }
+            let postgres_url = postgres_url.ok_or_else(|| ConfigError::BadValue {
+                key: "postgres_url",
+                problem: "store kafka-postgres needs a PostgreSQL connection string".into(),
+            })?;
+            if replication == 0 || replication < -1 {
+                return Err(ConfigError::BadValue {
+                    key: "kafka_replication_factor",
+                    problem: "must be -1 (the broker's default) or at least 1".into(),
+                });
+            }
+            Ok(StoreConfig::KafkaPostgres {
+                kafka_brokers,
+                postgres_url,
+                kafka_replication_factor: replication,
+            })
+        }
     }
 }
 
@@ -484,17 +604,18 @@ struct FileConfig {
     push_lease_seconds: Option<u64>,
     proxy_hostname: Option<String>,
     metrics_token: Option<String>,
+    store: Option<StoreArg>,
+    kafka_brokers: Option<Vec<String>>,
+    broker_hosts: Option<Vec<String>>,
+    postgres_url: Option<String>,
+    kafka_replication_factor: Option<i16>,
     warnings: Vec<String>,
+    /// Warnings that apply only to the embedded store (its ignored keys).
+    cluster_warnings: Vec<String>,
 }
 
 /// Keys of the original that describe its external stores.
-const IGNORED_KEYS: &[&str] = &[
-    "zookeeper_hosts",
-    "kafka_znode",
-    "broker_hosts",
-    "store_host",
-    "store_db",
-];
+const IGNORED_KEYS: &[&str] = &["zookeeper_hosts", "kafka_znode", "store_host", "store_db"];
 
 /// Keys of the original's external push server: push is built in.
 const PUSH_SERVER_KEYS: &[&str] = &[
@@ -523,6 +644,15 @@ fn string(key: &'static str, v: &Value) -> Result<String, ConfigError> {
 fn unsigned(key: &'static str, v: &Value) -> Result<u64, ConfigError> {
     v.as_u64()
         .ok_or_else(|| bad(key, "a non-negative integer", v))
+}
+
+/// A list of strings, or one comma-separated string.
+fn string_list(key: &'static str, v: &Value) -> Result<Vec<String>, ConfigError> {
+    match v {
+        Value::String(s) => Ok(s.split(',').map(str::to_owned).collect()),
+        Value::Array(items) => items.iter().map(|i| string(key, i)).collect(),
+        _ => Err(bad(key, "a list of host:port strings", v)),
+    }
 }
 
 /// A boolean, or the strings "true"/"false" as the original accepts.
@@ -603,6 +733,30 @@ impl FileConfig {
                 }
                 "proxy_hostname" => cfg.proxy_hostname = Some(string("proxy_hostname", v)?),
                 "metrics_token" => cfg.metrics_token = Some(string("metrics_token", v)?),
+                "store" => {
+                    cfg.store = Some(match string("store", v)?.as_str() {
+                        "embedded" => StoreArg::Embedded,
+                        "kafka-postgres" => StoreArg::KafkaPostgres,
+                        _ => return Err(bad("store", "\"embedded\" or \"kafka-postgres\"", v)),
+                    })
+                }
+                "kafka_brokers" => cfg.kafka_brokers = Some(string_list("kafka_brokers", v)?),
+                "broker_hosts" => {
+                    cfg.broker_hosts = Some(string_list("broker_hosts", v)?);
+                    cfg.cluster_warnings.push(
+                        "config key `broker_hosts` is ignored: the embedded store keeps \
+                         messages itself (it names the Kafka brokers with store kafka-postgres)"
+                            .into(),
+                    );
+                }
+                "postgres_url" => cfg.postgres_url = Some(string("postgres_url", v)?),
+                "kafka_replication_factor" => {
+                    cfg.kafka_replication_factor = Some(
+                        v.as_i64()
+                            .and_then(|n| i16::try_from(n).ok())
+                            .ok_or_else(|| bad("kafka_replication_factor", "an integer", v))?,
+                    )
+                }
                 k if PUSH_SERVER_KEYS.contains(&k) => cfg.warnings.push(format!(
                     "config key `{k}` is ignored: push is delivered by this server itself"
                 )),
@@ -633,7 +787,8 @@ impl FileConfig {
                 "retention_bytes" => cfg.retention_bytes = Some(unsigned("retention_bytes", v)?),
                 "segment_bytes" => cfg.segment_bytes = Some(unsigned("segment_bytes", v)?),
                 k if IGNORED_KEYS.contains(&k) => cfg.warnings.push(format!(
-                    "config key `{k}` is ignored: this server stores messages and metadata itself"
+                    "config key `{k}` is ignored: ams uses neither ZooKeeper nor MongoDB \
+                     (see `store`)"
                 )),
                 k if RESERVED_KEYS.contains(&k) => {}
                 _ => {
@@ -699,6 +854,76 @@ mod tests {
         assert_eq!(c.warnings.len(), 8, "{:?}", c.warnings);
         assert!(!c.push.enabled && c.push.worker_token.is_none());
         assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn the_cluster_store_needs_its_servers_and_a_shared_token() {
+        let c = load(
+            r#"{"store":"kafka-postgres","broker_hosts":["k1:9092","k2:9092"],
+                "postgres_url":"host=db user=ams","service_token":"S3CR3T"}"#,
+            ServeArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::KafkaPostgres {
+                kafka_brokers: vec!["k1:9092".into(), "k2:9092".into()],
+                postgres_url: "host=db user=ams".into(),
+                kafka_replication_factor: -1,
+            }
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Flags win over the file, and the brokers come comma-separated.
+        let c = load(
+            r#"{"store":"kafka-postgres","kafka_brokers":"a:1","postgres_url":"x",
+                "service_token":"t","kafka_replication_factor":3}"#,
+            ServeArgs {
+                kafka_brokers: Some(vec!["b:2".into(), " c:3".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            c.store,
+            StoreConfig::KafkaPostgres { ref kafka_brokers, kafka_replication_factor: 3, .. }
+                if kafka_brokers == &["b:2", "c:3"]
+        ));
+        for (json, key) in [
+            (
+                r#"{"store":"kafka-postgres","postgres_url":"x","service_token":"t"}"#,
+                "kafka_brokers",
+            ),
+            (
+                r#"{"store":"kafka-postgres","kafka_brokers":"a:1","service_token":"t"}"#,
+                "postgres_url",
+            ),
+            (
+                r#"{"store":"kafka-postgres","kafka_brokers":"a:1","postgres_url":"x"}"#,
+                "service_token",
+            ),
+            (
+                r#"{"store":"kafka-postgres","kafka_brokers":"a","postgres_url":"x","service_token":"t"}"#,
+                "kafka_brokers",
+            ),
+            (
+                r#"{"store":"kafka-postgres","kafka_brokers":"a:1","postgres_url":"x","service_token":"t","kafka_replication_factor":0}"#,
+                "kafka_replication_factor",
+            ),
+            (r#"{"store":"kafka"}"#, "store"),
+        ] {
+            match load(json, ServeArgs::default()) {
+                Err(ConfigError::BadValue { key: k, .. }) => assert_eq!(k, key, "{json}"),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        // With the embedded store the original's broker list is only a warning.
+        let c = load(
+            r#"{"broker_hosts":["localhost:9092"]}"#,
+            ServeArgs::default(),
+        )
+        .unwrap();
+        assert_eq!(c.store, StoreConfig::Embedded);
+        assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use ams_core::{Ams, Clock, Settings, SystemClock};
+use ams_core::{Ams, Clock, MessageLog, MetadataStore, Settings, SystemClock};
 use ams_store::{EmbeddedMeta, LogOptions, Retention, SegmentLog};
 
 pub mod cli;
@@ -26,7 +26,7 @@ pub mod config;
 pub mod telemetry;
 pub mod token;
 
-pub use config::{Config, ServeArgs};
+pub use config::{Config, ServeArgs, StoreConfig};
 
 /// How long in-flight requests may finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
@@ -49,7 +49,8 @@ pub struct Application {
     pusher_stop: tokio_util::sync::CancellationToken,
     streams_stop: tokio_util::sync::CancellationToken,
     ams: Ams,
-    log: Arc<SegmentLog>,
+    /// The embedded log (closed at shutdown), `None` over Kafka.
+    segment_log: Option<Arc<SegmentLog>>,
     token: token::ServiceToken,
     scheme: &'static str,
 }
@@ -72,24 +73,10 @@ impl Application {
             })?;
         let token = token::resolve(config.service_token.as_deref(), &config.data_dir)
             .context("cannot read or store the service token")?;
-        let meta = EmbeddedMeta::open(&config.data_dir.join("meta"), config.durability)
-            .context("cannot open the metadata store")?;
-        let log = SegmentLog::open(
-            &config.data_dir.join("logs"),
-            LogOptions {
-                durability: config.durability,
-                segment_bytes: config.segment_bytes,
-                retention: Retention {
-                    max_age: config.retention_max_age,
-                    max_bytes: config.retention_max_bytes,
-                },
-            },
-        )
-        .context("cannot open the message logs")?;
-        apply_retention(&log, clock.as_ref());
+        let (meta, log, segment_log) = open_store(&config, clock.as_ref()).await?;
         let ams = Ams::new(
-            Arc::new(meta),
-            log.clone(),
+            meta,
+            log,
             clock.clone(),
             Settings {
                 service_token: Some(token.secret().to_owned()),
@@ -163,33 +150,34 @@ impl Application {
         };
         tracing::info!(address = %addr, "listening on {scheme}://{addr}");
 
-        let retention = {
-            let log = log.clone();
+        let mut background = Vec::new();
+        // Over Kafka, retention is the Kafka topics' configuration.
+        if let Some(log) = segment_log.clone() {
             let clock = clock.clone();
-            tokio::spawn(async move {
+            background.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(RETENTION_EVERY);
                 tick.tick().await; // the first tick is immediate; start-up already ran it
                 loop {
                     tick.tick().await;
                     apply_retention(&log, clock.as_ref());
                 }
-            })
-        };
-        let usage = {
+            }));
+        }
+        background.push({
             let ams = ams.clone();
             tokio::spawn(async move { ams.run_usage_flusher(USAGE_FLUSH_EVERY).await })
-        };
+        });
         stop_on_error.disarm();
         Ok(Self {
             addr,
             handle,
             server,
-            background: vec![retention, usage],
+            background,
             pusher,
             pusher_stop,
             streams_stop,
             ams,
-            log,
+            segment_log,
             token,
             scheme,
         })
@@ -221,7 +209,7 @@ impl Application {
             pusher_stop,
             streams_stop,
             ams,
-            log,
+            segment_log,
             ..
         } = self;
         tokio::select! {
@@ -247,8 +235,66 @@ impl Application {
         if let Err(e) = ams.flush_usage().await {
             tracing::error!(error = %e, "cannot store the last usage counters");
         }
-        log.close().await;
+        if let Some(log) = segment_log {
+            log.close().await;
+        }
         Ok(())
+    }
+}
+
+/// Opens the configured backend: the metadata store, the message log and,
+/// for the embedded store, the segment log itself (retention and close are
+/// its own duties).
+async fn open_store(
+    config: &Config,
+    clock: &dyn Clock,
+) -> anyhow::Result<(
+    Arc<dyn MetadataStore>,
+    Arc<dyn MessageLog>,
+    Option<Arc<SegmentLog>>,
+)> {
+    match &config.store {
+        StoreConfig::Embedded => {
+            let meta = EmbeddedMeta::open(&config.data_dir.join("meta"), config.durability)
+                .context("cannot open the metadata store")?;
+            let log = SegmentLog::open(
+                &config.data_dir.join("logs"),
+                LogOptions {
+                    durability: config.durability,
+                    segment_bytes: config.segment_bytes,
+                    retention: Retention {
+                        max_age: config.retention_max_age,
+                        max_bytes: config.retention_max_bytes,
+                    },
+                },
+            )
+            .context("cannot open the message logs")?;
+            apply_retention(&log, clock);
+            Ok((Arc::new(meta), log.clone(), Some(log)))
+        }
+        StoreConfig::KafkaPostgres {
+            kafka_brokers,
+            postgres_url,
+            kafka_replication_factor,
+        } => {
+            let durability = match config.durability {
+                ams_store::Durability::Fsync => ams_pg::Durability::Fsync,
+                ams_store::Durability::Write => ams_pg::Durability::Write,
+            };
+            // The URL may hold a password: errors name the server, not the URL.
+            let meta = ams_pg::PgMeta::connect(postgres_url, durability)
+                .await
+                .context("cannot open the PostgreSQL metadata store (postgres_url)")?;
+            let log = ams_kafka::KafkaLog::connect(ams_kafka::KafkaOptions {
+                brokers: kafka_brokers.clone(),
+                replication_factor: *kafka_replication_factor,
+                ..Default::default()
+            })
+            .await
+            .context("cannot reach Kafka (kafka_brokers)")?;
+            tracing::info!(brokers = %kafka_brokers.join(","), "messages in Kafka, metadata in PostgreSQL");
+            Ok((Arc::new(meta), log, None))
+        }
     }
 }
 

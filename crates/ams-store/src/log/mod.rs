@@ -62,7 +62,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ams_core::storage::{
-    Appended, LogBounds, LogRef, MessageLog, NewMessage, StoreError, StoreResult, StoredMessage,
+    Appended, LogBounds, LogNaming, LogRef, MessageLog, NewMessage, StoreError, StoreResult,
+    StoredMessage,
 };
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -420,6 +421,15 @@ fn remove_log_dir(root: &Path, dir: &Path, id: Uuid, fsync: bool) -> io::Result<
 
 #[async_trait]
 impl MessageLog for SegmentLog {
+    fn naming(&self) -> LogNaming {
+        LogNaming::ById
+    }
+
+    async fn create(&self, _log: &LogRef) -> StoreResult<()> {
+        // Ids are unique per incarnation and files appear on first append.
+        Ok(())
+    }
+
     async fn append(
         &self,
         log: &LogRef,
@@ -601,7 +611,7 @@ impl MessageLog for SegmentLog {
         Ok(())
     }
 
-    async fn list(&self) -> StoreResult<Vec<Uuid>> {
+    async fn list(&self) -> StoreResult<Vec<LogRef>> {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || {
             let mut ids = Vec::new();
@@ -611,7 +621,11 @@ impl MessageLog for SegmentLog {
                     continue;
                 }
                 if let Some(id) = entry.file_name().to_str().and_then(parse_log_dir) {
-                    ids.push(id);
+                    ids.push(LogRef {
+                        id,
+                        project: Uuid::nil(),
+                        topic: String::new(),
+                    });
                 }
             }
             Ok(ids)
