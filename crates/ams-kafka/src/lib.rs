@@ -60,6 +60,10 @@ impl Default for KafkaOptions {
     }
 }
 
+/// The most one fetch asks for (the broker's batches are smaller: a publish
+/// is at most `max_batch_bytes` per batch).
+const MAX_FETCH_BYTES: i32 = 256 << 20;
+
 /// Longest single broker-side wait of [`MessageLog::wait_beyond`]; longer
 /// waits are several of these.
 const LONG_POLL: Duration = Duration::from_secs(5);
@@ -227,6 +231,44 @@ impl KafkaLog {
             .map_err(|_| StoreError::new(format!("producing to {topic}"), "negative offset"))
     }
 
+    /// Fetches records from `offset` with about `max_bytes`, without waiting.
+    /// A broker may return nothing when the batch at `offset` is larger than
+    /// the limit (tansu does; Kafka returns the batch anyway), so the limit
+    /// grows until a batch comes back or the end is reached.
+    async fn fetch(
+        p: &PartitionClient,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<rskafka::record::RecordAndOffset>, i64), KafkaError> {
+        let mut limit = i32::try_from(max_bytes.clamp(64 << 10, 32 << 20)).unwrap_or(i32::MAX);
+        loop {
+            let (records, high_watermark) = p.fetch_records(offset, 1..limit, 0).await?;
+            if !records.is_empty() || offset >= high_watermark || limit >= MAX_FETCH_BYTES {
+                return Ok((records, high_watermark));
+            }
+            limit = limit.saturating_mul(4).min(MAX_FETCH_BYTES);
+        }
+    }
+
+    /// The timestamp (ms) of the record at `offset`; `i64::MAX` past the end,
+    /// so that a search treats the end as "late enough".
+    async fn record_time_ms(
+        &self,
+        topic: &str,
+        p: &PartitionClient,
+        offset: u64,
+    ) -> StoreResult<i64> {
+        let at = i64::try_from(offset).unwrap_or(i64::MAX);
+        match Self::fetch(p, at, 1).await {
+            Ok((records, _)) => Ok(records
+                .iter()
+                .find(|r| r.offset == at)
+                .map_or(i64::MAX, |r| r.record.timestamp.timestamp_millis())),
+            Err(e) if is_out_of_range(&e) => Ok(i64::MAX),
+            Err(e) => Err(kafka_error("fetching", topic)(e)),
+        }
+    }
+
     /// Deletes a Kafka topic; a missing one is not an error.
     async fn delete_topic(&self, topic: &str) -> StoreResult<()> {
         self.forget(topic);
@@ -346,12 +388,9 @@ impl MessageLog for KafkaLog {
         let mut out = Vec::new();
         let mut next = from;
         let mut bytes = 0usize;
-        // Ask for what the budget allows, at least 64 KiB and at most 32 MiB;
-        // the broker returns at least one whole batch whatever the limit.
-        let fetch_max = i32::try_from(max_bytes.clamp(64 << 10, 32 << 20)).unwrap_or(i32::MAX);
         'fetch: while out.len() < max_messages {
             let offset = i64::try_from(next).unwrap_or(i64::MAX);
-            let (records, high_watermark) = match p.fetch_records(offset, 1..fetch_max, 0).await {
+            let (records, high_watermark) = match Self::fetch(&p, offset, max_bytes).await {
                 Ok(got) => got,
                 Err(e) if is_out_of_range(&e) => {
                     // Below the earliest retained offset: start there; past the end: done.
@@ -422,11 +461,31 @@ impl MessageLog for KafkaLog {
             Self::partition_bounds(&p)
         )
         .map_err(kafka_error("looking up an offset by time", &topic))?;
-        // -1 (or the end): no message that late.
-        Ok(u64::try_from(found)
+        if bounds.min >= bounds.max {
+            return Ok(None);
+        }
+        // Brokers differ at the edges (tansu answers 0 for a time past the
+        // last record, Kafka -1): check the answer against the records and
+        // search them when it is wrong.
+        let time_at = |o: u64| self.record_time_ms(&topic, &p, o);
+        if let Some(o) = u64::try_from(found)
             .ok()
-            .filter(|o| *o < bounds.max)
-            .map(|o| o.max(bounds.min)))
+            .filter(|o| (bounds.min..bounds.max).contains(o))
+            && time_at(o).await? >= time_ms
+            && (o == bounds.min || time_at(o - 1).await? < time_ms)
+        {
+            return Ok(Some(o));
+        }
+        let (mut lo, mut hi) = (bounds.min, bounds.max);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if time_at(mid).await? >= time_ms {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok((lo < bounds.max).then_some(lo))
     }
 
     async fn wait_beyond(

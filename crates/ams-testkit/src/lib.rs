@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! * [`postgres`]: `initdb` + `pg_ctl`, run as `nobody` when the tests run as root.
-//! * [`kafka`]: the `tansu` broker with its SQLite storage engine.
+//! * [`kafka`]: the `tansu` broker (its SQLite or in-memory engine).
 
 pub mod kafka;
 pub mod postgres;

@@ -192,6 +192,9 @@ pub struct ServeArgs {
     /// Bearer token `GET /metrics` requires [default: none, open].
     #[arg(long, env = "AMS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// This node's name among the nodes of a cluster (push leases) [default: a random UUID].
+    #[arg(long, env = "AMS_NODE_ID")]
+    pub node_id: Option<String>,
     /// embedded (one node, data dir) or kafka-postgres (a cluster) [default: embedded].
     #[arg(long, env = "AMS_STORE", value_enum)]
     pub store: Option<StoreArg>,
@@ -225,6 +228,8 @@ pub struct PushConfig {
     pub timeout: Duration,
     /// Subscription lease.
     pub lease: Duration,
+    /// This node's name in push leases (unique among the nodes of a cluster).
+    pub node_id: String,
 }
 
 /// The resolved configuration of a server.
@@ -377,6 +382,11 @@ impl Config {
                     .or(file.push_lease_seconds)
                     .unwrap_or(30),
             )?),
+            node_id: args
+                .node_id
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         };
         let service_token = args
             .service_token

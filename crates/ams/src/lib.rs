@@ -312,13 +312,13 @@ fn start_pusher(
         );
     }
     let options = ams_push::PushOptions {
+        node_id: push.node_id.clone(),
         lease: push.lease,
         client: ams_push::ClientOptions {
             timeout: push.timeout,
             extra_roots_pem,
             ..Default::default()
         },
-        ..Default::default()
     };
     let (_, handle) =
         ams_push::Pusher::start(ams.clone(), options, stop).context("cannot start the pusher")?;

@@ -5,6 +5,7 @@ mod authz;
 mod binary;
 mod cli;
 mod client;
+mod cluster;
 mod crash;
 mod helpers;
 mod members;
