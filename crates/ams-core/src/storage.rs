@@ -341,6 +341,14 @@ pub trait MetadataStore: Send + Sync + 'static {
         update: CursorUpdate<'_>,
     ) -> WriteResult<Result<Cursor, CursorRefusal>>;
 
+    /// Subscriptions whose committed offset moved (or that were deleted) on
+    /// any node sharing this store, as `(project, name)`; `None` when only
+    /// this process writes the store (the domain then knows every change).
+    /// Events may be lost or repeated: they only wake streams early.
+    fn cursor_events(&self) -> Option<tokio::sync::broadcast::Receiver<(Uuid, String)>> {
+        None
+    }
+
     /// Applies `change` to a subscription atomically with respect to every other
     /// change of it. `change` may alter only `push`, `dead_letter` and `acl`
     /// (the cursor has [`MetadataStore::update_cursor`]); returning `false`

@@ -95,6 +95,35 @@ impl Ams {
             .and_then(Weak::upgrade)
     }
 
+    /// Wakes this node's streams on cursor changes made by other nodes
+    /// ([`crate::MetadataStore::cursor_events`]); returns at once when the
+    /// store has no such events. Run by the server for its lifetime.
+    pub async fn run_cursor_events(&self) {
+        let Some(mut events) = self.meta().cursor_events() else {
+            return;
+        };
+        loop {
+            match events.recv().await {
+                Ok((project, name)) => self.cursor_moved(project, &name),
+                // Missed some: wake every stream; each re-reads its cursor.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let watches: Vec<_> = self
+                        .0
+                        .cursors
+                        .by_subscription
+                        .lock()
+                        .values()
+                        .filter_map(Weak::upgrade)
+                        .collect();
+                    for watch in watches {
+                        watch.notify.notify_waiters();
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
     /// Tells the subscription's streams that its cursor moved.
     pub(crate) fn cursor_moved(&self, project: Uuid, name: &str) {
         if let Some(watch) = self.live_watch(project, name) {

@@ -11,9 +11,12 @@
 //!
 //! # Layout
 //! * [`meta`]: [`PgMeta`], the [`MetadataStore`](ams_core::storage::MetadataStore).
+//! * `events`: cursor changes between nodes (`LISTEN`/`NOTIFY`), which wake
+//!   streams open on other nodes.
 //! * [`migrate`]: the versioned schema (`migrations/*.sql`), applied at
 //!   start-up under an advisory lock so that concurrent nodes never race.
 
+mod events;
 pub mod meta;
 pub mod migrate;
 

@@ -144,6 +144,8 @@ fn project_from(row: &Row) -> StoreResult<Project> {
 pub struct PgMeta {
     pool: Pool,
     durability: Durability,
+    /// Cursor change events of every node (LISTEN on its own connection).
+    events: crate::events::Listener,
 }
 
 impl std::fmt::Debug for PgMeta {
@@ -162,6 +164,7 @@ impl PgMeta {
     pub async fn connect(url: &str, durability: Durability) -> StoreResult<PgMeta> {
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(fail("parse the PostgreSQL URL"))?;
+        let events = crate::events::Listener::start(config.clone());
         if durability == Durability::Write {
             config.options("-c synchronous_commit=off");
         }
@@ -176,7 +179,11 @@ impl PgMeta {
             .max_size(POOL_SIZE)
             .build()
             .map_err(fail("build the PostgreSQL pool"))?;
-        let meta = PgMeta { pool, durability };
+        let meta = PgMeta {
+            pool,
+            durability,
+            events,
+        };
         let mut client = meta.client().await?;
         crate::migrate::apply(&mut client).await?;
         Ok(meta)
@@ -191,6 +198,21 @@ impl PgMeta {
     /// they are returned; later calls fail.
     pub fn close(&self) {
         self.pool.close();
+    }
+
+    /// Tells every node (this one included) that a subscription's committed
+    /// offset moved or that it is gone.
+    async fn announce_cursor(&self, project: Uuid, name: &str) -> StoreResult<()> {
+        let payload = crate::events::payload(project, name);
+        self.client()
+            .await?
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&crate::events::CHANNEL, &payload],
+            )
+            .await
+            .map_err(fail("announce a cursor change"))?;
+        Ok(())
     }
 
     async fn client(&self) -> StoreResult<Object> {
@@ -570,7 +592,11 @@ impl MetadataStore for PgMeta {
     }
 
     async fn delete_subscription(&self, project: Uuid, name: &str) -> WriteResult<Subscription> {
-        self.delete(project, name).await
+        let deleted = self.delete(project, name).await?;
+        if deleted.is_ok() {
+            self.announce_cursor(project, name).await?;
+        }
+        Ok(deleted)
     }
 
     async fn set_ack_deadline(&self, project: Uuid, name: &str, seconds: i64) -> WriteResult<()> {
@@ -587,15 +613,25 @@ impl MetadataStore for PgMeta {
         durability: WriteDurability,
         update: CursorUpdate<'_>,
     ) -> WriteResult<Result<Cursor, CursorRefusal>> {
+        let mut moved = false;
         let outcome = self
             .modify(project, name, durability, |sub: &mut Subscription| {
                 let mut cursor = sub.cursor;
                 update(&mut cursor)?;
+                moved = cursor.offset != sub.cursor.offset;
                 sub.cursor = cursor;
                 Ok(cursor)
             })
             .await?;
+        // Acks and seeks wake streams on other nodes; pulls move nothing.
+        if moved {
+            self.announce_cursor(project, name).await?;
+        }
         Ok(outcome.ok_or(Conflict::NotFound))
+    }
+
+    fn cursor_events(&self) -> Option<tokio::sync::broadcast::Receiver<(Uuid, String)>> {
+        Some(self.events.subscribe())
     }
 
     async fn update_subscription(

@@ -167,6 +167,10 @@ impl Application {
             let ams = ams.clone();
             tokio::spawn(async move { ams.run_usage_flusher(USAGE_FLUSH_EVERY).await })
         });
+        background.push({
+            let ams = ams.clone();
+            tokio::spawn(async move { ams.run_cursor_events().await })
+        });
         stop_on_error.disarm();
         Ok(Self {
             addr,

@@ -281,6 +281,44 @@ async fn two_nodes_over_kafka_and_postgres() {
     }
     assert_eq!(seen, (3..203).collect::<Vec<u64>>());
 
+    // A stream on A whose window is full continues when B acknowledges
+    // (B's ack reaches A through PostgreSQL's NOTIFY, well before A's own
+    // 30 s recheck).
+    a.ok(
+        "PUT",
+        "/v1/projects/P/subscriptions/live",
+        Some(json!({"topic": "projects/P/topics/t"})),
+    )
+    .await;
+    let mut stream = a
+        .http
+        .get(format!(
+            "{}/v1/projects/P/subscriptions/live:stream?window=2",
+            a.base
+        ))
+        .header("accept", "text/event-stream")
+        .header("x-api-key", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let live = b.publish("t", &data("live", 4)).await;
+    let mut buf = String::new();
+    let first = crate::streams::events(&mut stream, &mut buf, 2).await;
+    let ids: Vec<String> = first.iter().map(|e| e.1.clone()).collect();
+    assert_eq!(ids, [live[0].to_string(), live[1].to_string()]);
+    let acked_at = Instant::now();
+    assert_eq!(b.ack("live", live[1]).await, 200);
+    let next = crate::streams::events(&mut stream, &mut buf, 2).await;
+    let ids: Vec<String> = next.iter().map(|e| e.1.clone()).collect();
+    assert_eq!(ids, [live[2].to_string(), live[3].to_string()]);
+    assert!(
+        acked_at.elapsed() < Duration::from_secs(10),
+        "woken by the other node's ack, not the recheck: {:?}",
+        acked_at.elapsed()
+    );
+    drop(stream);
+
     // Push: one verified http endpoint subscription, delivered by exactly one
     // node although both run a pusher.
     let clock = ManualClock::new(ams_types::Timestamp::from_secs(0));

@@ -178,7 +178,7 @@ async fn no_redelivery_while_an_acknowledgement_is_still_accepted() {
 }
 
 /// Reads server-sent events until `n` were parsed: (event, id, data).
-async fn events(
+pub(crate) async fn events(
     resp: &mut reqwest::Response,
     buf: &mut String,
     n: usize,
