@@ -249,12 +249,12 @@ impl Ams {
         Ok(out)
     }
 
-    /// Deletes message logs whose topic no longer exists (left behind by a crash
-    /// between deleting a topic's record and its log). Run at start-up, also
-    /// by every node of a cluster: the logs are listed *before* the topics, and
-    /// a log is only ever created after its topic's record, so a topic created
-    /// meanwhile by another node is never mistaken for an orphan.
-    pub async fn remove_orphan_logs(&self) -> Result<usize> {
+    /// Message logs whose topic no longer exists (left behind by a crash
+    /// between deleting a topic's record and its log). The logs are listed
+    /// *before* the topics, and a log is only ever created after its topic's
+    /// record, so a topic created meanwhile by another node is never mistaken
+    /// for an orphan.
+    pub async fn orphan_logs(&self) -> Result<Vec<storage::LogRef>> {
         let naming = self.log().naming();
         let logs = self.log().list().await?;
         let mut live = std::collections::HashSet::new();
@@ -265,13 +265,17 @@ impl Ams {
                 .await?;
             live.extend(page.items.iter().map(|t| t.log_ref().key(naming)));
         }
-        let mut removed = 0;
+        Ok(logs
+            .into_iter()
+            .filter(|log| !live.contains(&log.key(naming)))
+            .collect())
+    }
+
+    /// Deletes the given logs (from [`Ams::orphan_logs`]).
+    pub async fn remove_logs(&self, logs: &[storage::LogRef]) -> Result<()> {
         for log in logs {
-            if !live.contains(&log.key(naming)) {
-                self.log().delete(&log).await?;
-                removed += 1;
-            }
+            self.log().delete(log).await?;
         }
-        Ok(removed)
+        Ok(())
     }
 }

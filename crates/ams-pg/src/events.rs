@@ -100,11 +100,11 @@ async fn listen(
     let result = async {
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         while let Some(message) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message? {
-                if let Some(event) = parse(n.payload()) {
-                    // No receivers is fine: nobody streams right now.
-                    let _ = events.send(event);
-                }
+            if let AsyncMessage::Notification(n) = message?
+                && let Some(event) = parse(n.payload())
+            {
+                // No receivers is fine: nobody streams right now.
+                let _ = events.send(event);
             }
         }
         Ok(())

@@ -90,11 +90,29 @@ impl Application {
             },
         );
         let orphans = ams
-            .remove_orphan_logs()
+            .orphan_logs()
             .await
-            .context("cannot clean up message logs")?;
-        if orphans > 0 {
-            tracing::info!(orphans, "removed message logs of deleted topics");
+            .context("cannot list the message logs")?;
+        if segment_log.is_some() {
+            ams.remove_logs(&orphans)
+                .await
+                .context("cannot clean up message logs")?;
+            if !orphans.is_empty() {
+                tracing::info!(
+                    orphans = orphans.len(),
+                    "removed message logs of deleted topics"
+                );
+            }
+        } else {
+            // Kafka topics without a topic record may be another deployment's
+            // (an original AMS being migrated, a wrong database): never
+            // deleted on a guess, only reported.
+            for log in &orphans {
+                tracing::warn!(
+                    kafka_topic = %ams_kafka::topic_name(log),
+                    "Kafka topic named like an AMS topic that does not exist here; left alone"
+                );
+            }
         }
         // Bound before anything starts working in the background, so that a
         // refused port leaves nothing running.
