@@ -198,6 +198,20 @@ async fn lease_holder(postgres: &Postgres, sub: &str) -> Option<String> {
         .map(|row| row.get(0))
 }
 
+/// The message ids of push deliveries, in arrival order.
+fn pushed_ids(deliveries: &[crate::receiver::Delivery]) -> Vec<u64> {
+    deliveries
+        .iter()
+        .map(|d| {
+            d.json()["message"]["messageId"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
 fn data(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
@@ -343,17 +357,11 @@ async fn two_nodes_over_kafka_and_postgres() {
     .await;
     let pushed = b.publish("t", &data("push", 10)).await;
     let delivered = rx.wait_for(10).await;
-    let delivered_ids: Vec<u64> = delivered
-        .iter()
-        .map(|d| {
-            d.json()["message"]["messageId"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(delivered_ids, pushed, "each message once, in order");
+    assert_eq!(
+        pushed_ids(&delivered),
+        pushed,
+        "each message once, in order"
+    );
     // The owner acknowledges after the endpoint answered; wait for that, so
     // that the kill below finds nothing in flight to deliver twice.
     let end = i64::try_from(pushed.last().unwrap() + 1).unwrap();
@@ -377,17 +385,11 @@ async fn two_nodes_over_kafka_and_postgres() {
     let more = survivor.publish("t", &data("after", 5)).await;
     let after = rx.wait_for(15).await;
     let takeover = killed_at.elapsed();
-    let after_ids: Vec<u64> = after[10..]
-        .iter()
-        .map(|d| {
-            d.json()["message"]["messageId"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(after_ids, more, "the survivor delivers the rest, once each");
+    assert_eq!(
+        pushed_ids(&after[10..]),
+        more,
+        "the survivor delivers the rest, once each"
+    );
     let limit = Duration::from_secs(LEASE_SECONDS * 4 / 3 + 3);
     assert!(
         takeover < limit,
