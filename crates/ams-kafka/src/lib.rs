@@ -64,6 +64,9 @@ impl Default for KafkaOptions {
 /// is at most `max_batch_bytes` per batch).
 const MAX_FETCH_BYTES: i32 = 256 << 20;
 
+/// How long an append waits for a topic the cluster does not know (yet).
+const UNKNOWN_TOPIC_GRACE: Duration = Duration::from_secs(2);
+
 /// Longest single broker-side wait of [`MessageLog::wait_beyond`]; longer
 /// waits are several of these.
 const LONG_POLL: Duration = Duration::from_secs(5);
@@ -182,6 +185,29 @@ impl KafkaLog {
             }
             Err(e) if is_unknown_topic(&e) => Ok(None),
             Err(e) => Err(kafka_error("finding the partition leader", topic)(e)),
+        }
+    }
+
+    /// The partition to append to. Right after another node created the
+    /// topic, a Kafka cluster's brokers may not all know it yet, so a missing
+    /// topic is asked for again for up to [`UNKNOWN_TOPIC_GRACE`] before the
+    /// append fails (a deleted topic stays missing).
+    async fn partition_for_append(
+        &self,
+        log: &LogRef,
+        topic: &str,
+    ) -> StoreResult<Option<Arc<PartitionClient>>> {
+        let deadline = tokio::time::Instant::now() + UNKNOWN_TOPIC_GRACE;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if let Some(p) = self.partition(topic).await? {
+                return Ok(Some(p));
+            }
+            if self.deleted.lock().contains(&log.id) || tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(400));
         }
     }
 
@@ -342,7 +368,7 @@ impl MessageLog for KafkaLog {
             local.last_publish_ns = local.last_publish_ns.max(publish_time_ns);
             local.last_publish_ns
         };
-        let Some(p) = self.partition(&topic).await? else {
+        let Some(p) = self.partition_for_append(log, &topic).await? else {
             return Err(StoreError::new(
                 format!("producing to {topic}"),
                 "the Kafka topic does not exist (deleted)",
@@ -540,6 +566,8 @@ impl MessageLog for KafkaLog {
         self.deleted.lock().insert(log.id);
         self.delete_topic(&topic).await?;
         self.ring(&topic);
+        // Waiters hold their own handle on the notification.
+        self.local.lock().remove(&topic);
         Ok(())
     }
 
