@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt as _, Full};
+use rskafka::client::partition::Compression;
 use serde::Deserialize;
 
 use crate::server::Kind;
@@ -41,6 +42,9 @@ pub enum AckToken {
     Nats(Vec<jetstream::Message>),
     /// Redis: the entry ids for XACK.
     Redis(Vec<String>),
+    /// Kafka: the offset after the last delivered record (the consumer's
+    /// next committed offset, kept client-side).
+    Kafka(i64),
 }
 
 /// Messages handed out by one consume call.
@@ -73,9 +77,10 @@ pub trait Conn: Send + Sync {
 /// Connects to a server at `addr` (see `Server::addr`).
 pub async fn connect(kind: Kind, addr: &str, token: &str) -> Result<Arc<dyn Conn>> {
     Ok(match kind {
-        Kind::Ams => Arc::new(Ams::new(addr, token)?),
+        Kind::Ams | Kind::AmsKp => Arc::new(Ams::new(addr, token)?),
         Kind::Nats => Arc::new(Nats::connect(addr).await?),
         Kind::Redis => Arc::new(Redis::connect(addr).await?),
+        Kind::Kafka => Arc::new(Kafka::connect(addr).await?),
     })
 }
 
@@ -557,6 +562,271 @@ impl Conn for Redis {
             .query_async(&mut self.conn.clone())
             .await?;
         ensure!(n == ids.len(), "XACK acknowledged {n} of {}", ids.len());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- Kafka
+
+const KAFKA_TOPIC: &str = "bench.t";
+
+/// Largest record batch of one produce request: a batch above it is sent as
+/// several, as ams-kafka does (the broker's `message.max.bytes` is 1 MiB by
+/// default).
+const KAFKA_MAX_BATCH_BYTES: usize = 1_000_000;
+
+/// Bytes one fetch asks for: the Java consumer's default
+/// `max.partition.fetch.bytes` (1 MiB); grown when a batch does not fit.
+const KAFKA_FETCH_BYTES: i32 = 1 << 20;
+
+/// The most one fetch asks for after growing.
+const KAFKA_MAX_FETCH_BYTES: i32 = 256 << 20;
+
+/// A subscription of the Kafka peer: a consumer's offsets, kept by the
+/// client (rskafka has no consumer groups, so there is no offset commit to
+/// the broker).
+#[derive(Clone, Copy, Debug, Default)]
+struct KafkaSub {
+    /// The next offset to deliver.
+    next: i64,
+    /// The acknowledged ("committed") offset.
+    committed: i64,
+}
+
+/// What the connections to one broker instance share, as ams-kp's ams shares
+/// them among its HTTP connections: one rskafka client (one TCP connection,
+/// requests pipelined), its partition client, and the consumers' offsets
+/// (the application's offset store: the connection that creates a
+/// subscription and the one consuming it share its position, as they share
+/// a subscription's cursor on the other systems).
+struct KafkaShared {
+    client: rskafka::client::Client,
+    partition: tokio::sync::OnceCell<rskafka::client::partition::PartitionClient>,
+    subs: Mutex<HashMap<String, KafkaSub>>,
+}
+
+/// The shared state of each broker instance this process talks to, by
+/// address (`host:port#pid`, so that a broker started later on the same
+/// port gets a client of its own); dropped with its last connection.
+static KAFKA: std::sync::LazyLock<Mutex<HashMap<String, std::sync::Weak<KafkaShared>>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// The Kafka-protocol broker itself, through rskafka: one single-partition
+/// topic; a batch is one produce request (acks = -1); a consume is one fetch
+/// from the subscription's offset without waiting; an acknowledgement moves
+/// the client-side committed offset.
+pub struct Kafka {
+    shared: Arc<KafkaShared>,
+}
+
+impl Kafka {
+    /// Connects to the broker at `addr` (`host:port`, optionally `#instance`),
+    /// or joins the connection already open to it.
+    async fn connect(addr: &str) -> Result<Kafka> {
+        let existing = || {
+            KAFKA
+                .lock()
+                .expect("lock")
+                .get(addr)
+                .and_then(std::sync::Weak::upgrade)
+        };
+        if let Some(shared) = existing() {
+            return Ok(Kafka { shared });
+        }
+        let bootstrap = addr.split_once('#').map_or(addr, |(a, _)| a);
+        let client = rskafka::client::ClientBuilder::new(vec![bootstrap.to_string()])
+            .client_id("ams-bench")
+            .backoff_config(rskafka::BackoffConfig {
+                init_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+                deadline: Some(Duration::from_secs(10)),
+            })
+            .build()
+            .await
+            .with_context(|| format!("connecting to Kafka at {bootstrap}"))?;
+        // The broker answers metadata requests: it is ready.
+        client.list_topics().await.context("listing Kafka topics")?;
+        let mut all = KAFKA.lock().expect("lock");
+        all.retain(|_, w| w.strong_count() > 0);
+        if let Some(shared) = all.get(addr).and_then(std::sync::Weak::upgrade) {
+            return Ok(Kafka { shared }); // another connection was faster
+        }
+        let shared = Arc::new(KafkaShared {
+            client,
+            partition: tokio::sync::OnceCell::new(),
+            subs: Mutex::default(),
+        });
+        all.insert(addr.to_string(), Arc::downgrade(&shared));
+        Ok(Kafka { shared })
+    }
+
+    async fn partition(&self) -> Result<&rskafka::client::partition::PartitionClient> {
+        self.shared
+            .partition
+            .get_or_try_init(|| async {
+                self.shared
+                    .client
+                    .partition_client(
+                        KAFKA_TOPIC,
+                        0,
+                        rskafka::client::partition::UnknownTopicHandling::Retry,
+                    )
+                    .await
+                    .context("Kafka partition client")
+            })
+            .await
+    }
+
+    /// Fetches from `offset` without waiting. tansu returns nothing when the
+    /// batch at `offset` is larger than the limit (Kafka returns it anyway),
+    /// so the limit grows until a batch comes back or the end is reached.
+    async fn fetch(&self, offset: i64) -> Result<Vec<rskafka::record::RecordAndOffset>> {
+        let p = self.partition().await?;
+        let mut limit = KAFKA_FETCH_BYTES;
+        loop {
+            let (records, high_watermark) = p
+                .fetch_records(offset, 1..limit, 0)
+                .await
+                .context("Kafka fetch")?;
+            if !records.is_empty() || offset >= high_watermark || limit >= KAFKA_MAX_FETCH_BYTES {
+                return Ok(records);
+            }
+            limit = limit.saturating_mul(4).min(KAFKA_MAX_FETCH_BYTES);
+        }
+    }
+}
+
+/// A record as a producer makes it: the payload as its value, stamped now.
+fn kafka_record(payload: &Bytes) -> rskafka::record::Record {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    rskafka::record::Record {
+        key: None,
+        value: Some(payload.to_vec()),
+        headers: Default::default(),
+        timestamp: rskafka::chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl Conn for Kafka {
+    async fn create_topic(&self) -> Result<()> {
+        let controller = self
+            .shared
+            .client
+            .controller_client()
+            .context("Kafka controller")?;
+        controller
+            .create_topic(KAFKA_TOPIC, 1, -1, 30_000)
+            .await
+            .context("creating the Kafka topic")?;
+        Ok(())
+    }
+
+    async fn create_sub(&self, sub: &str) -> Result<()> {
+        let end = self
+            .partition()
+            .await?
+            .get_offset(rskafka::client::partition::OffsetAt::Latest)
+            .await
+            .context("Kafka latest offset")?;
+        self.shared.subs.lock().expect("lock").insert(
+            sub.to_string(),
+            KafkaSub {
+                next: end,
+                committed: end,
+            },
+        );
+        Ok(())
+    }
+
+    fn prepare(&self, payloads: &[Bytes]) -> Prepared {
+        Prepared::Raw(payloads.to_vec())
+    }
+
+    async fn publish(&self, batch: &Prepared) -> Result<usize> {
+        let Prepared::Raw(payloads) = batch else {
+            bail!("kafka takes raw batches");
+        };
+        let p = self.partition().await?;
+        let mut acked = 0;
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        for payload in payloads {
+            let r = kafka_record(payload);
+            let size = r.approximate_size() + 64;
+            if !records.is_empty() && bytes + size > KAFKA_MAX_BATCH_BYTES {
+                let n = records.len();
+                let offsets = p
+                    .produce(std::mem::take(&mut records), Compression::NoCompression)
+                    .await
+                    .context("Kafka produce")?;
+                ensure!(
+                    offsets.len() == n,
+                    "produce of {n} answered {} offsets",
+                    offsets.len()
+                );
+                acked += n;
+                bytes = 0;
+            }
+            bytes += size;
+            records.push(r);
+        }
+        let n = records.len();
+        let offsets = p
+            .produce(records, Compression::NoCompression)
+            .await
+            .context("Kafka produce")?;
+        ensure!(
+            offsets.len() == n,
+            "produce of {n} answered {} offsets",
+            offsets.len()
+        );
+        Ok(acked + n)
+    }
+
+    async fn consume(&self, sub: &str, max: usize) -> Result<Delivered> {
+        let from = self
+            .shared
+            .subs
+            .lock()
+            .expect("lock")
+            .get(sub)
+            .with_context(|| format!("no Kafka subscription {sub}"))?
+            .next;
+        let records = self.fetch(from).await?;
+        let mut payloads = Vec::new();
+        let mut next = from;
+        // A fetch returns whole batches: skip records before the offset.
+        for r in records.into_iter().filter(|r| r.offset >= from).take(max) {
+            next = r.offset + 1;
+            payloads.push(Bytes::from(r.record.value.unwrap_or_default()));
+        }
+        if let Some(s) = self.shared.subs.lock().expect("lock").get_mut(sub) {
+            s.next = next;
+        }
+        let ack = (!payloads.is_empty()).then_some(AckToken::Kafka(next));
+        Ok(Delivered { payloads, ack })
+    }
+
+    async fn ack(&self, sub: &str, token: AckToken) -> Result<()> {
+        let AckToken::Kafka(offset) = token else {
+            bail!("not a kafka ack");
+        };
+        let mut subs = self.shared.subs.lock().expect("lock");
+        let s = subs
+            .get_mut(sub)
+            .with_context(|| format!("no Kafka subscription {sub}"))?;
+        ensure!(
+            s.committed < offset && offset <= s.next,
+            "ack of offset {offset} outside the delivered range {}..{}",
+            s.committed,
+            s.next
+        );
+        s.committed = offset;
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! `ams-bench`: drives ams, NATS JetStream and Redis streams with one client
+//! `ams-bench`: drives ams (embedded, and `ams-kp` over Kafka + PostgreSQL),
+//! NATS JetStream, Redis streams and a Kafka broker (`kafka`) with one client
 //! core (workloads W1-W7 of design §4), then writes a Markdown table and
 //! `latest.json`. Servers are started and stopped by PID from here; the
 //! `bench/run` script installs the peers, builds, pins and calls this.
@@ -24,13 +25,14 @@ use crate::workloads::{Bench, Plan};
 #[derive(Parser, Debug)]
 #[command(
     name = "ams-bench",
-    about = "ams side by side with NATS JetStream and Redis streams"
+    about = "ams side by side with NATS JetStream, Redis streams and Kafka"
 )]
 struct Args {
     /// Tiny sizes, every workload (CI): counts are checked, timings are not.
     #[arg(long)]
     quick: bool,
-    /// Systems to measure, comma separated.
+    /// Systems to measure, comma separated: ams, nats, redis, ams-kp (ams
+    /// over Kafka + PostgreSQL), kafka (the broker alone).
     #[arg(long, default_value = "ams,nats,redis")]
     systems: String,
     /// Durability tiers, comma separated (W5/W6 run in the first).
@@ -51,6 +53,13 @@ struct Args {
     /// The redis-server binary.
     #[arg(long, default_value = "redis-server")]
     redis_bin: PathBuf,
+    /// The tansu binary (the Kafka-protocol broker of ams-kp and kafka).
+    #[arg(long, default_value = "tansu")]
+    tansu_bin: PathBuf,
+    /// Directory of PostgreSQL's initdb, pg_ctl and createdb (ams-kp)
+    /// [default: on PATH, else the newest /usr/lib/postgresql/*/bin].
+    #[arg(long)]
+    pg_bin_dir: Option<PathBuf>,
     /// The NATS binary supports `sync_interval: always` (else the fsync tier
     /// runs NATS unmatched, and the report says so).
     #[arg(long)]
@@ -70,6 +79,9 @@ struct Args {
     /// Markdown output (default bench/results/<date>.md, <date>-quick.md with --quick).
     #[arg(long)]
     md_out: Option<PathBuf>,
+    /// W3's offered rate in messages per second [default: 1000].
+    #[arg(long)]
+    w3_rate: Option<u64>,
     /// Payload seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -78,7 +90,7 @@ struct Args {
     client_threads: usize,
     /// Systems whose count failures (acked but lost or undelivered) or errors
     /// make the exit status non-zero.
-    #[arg(long, default_value = "ams")]
+    #[arg(long, default_value = "ams,ams-kp")]
     strict: String,
     /// Lines for the report's header (versions, pinning, command).
     #[arg(long = "header")]
@@ -137,11 +149,14 @@ async fn run(args: Args) -> Result<i32> {
         "no systems or tiers"
     );
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if let Some(rate) = args.w3_rate {
+        plan.w3_rate = rate.max(1);
+    }
     let own_dir = args.work_dir.is_none();
     let work_dir = match &args.work_dir {
         Some(d) => d.clone(),
@@ -152,6 +167,15 @@ async fn run(args: Args) -> Result<i32> {
         ams_bin: args.ams_bin.clone(),
         nats_bin: args.nats_bin.clone(),
         redis_bin: args.redis_bin.clone(),
+        tansu_bin: args.tansu_bin.clone(),
+        pg_bin_dir: match &args.pg_bin_dir {
+            Some(d) => d.clone(),
+            None if systems.contains(&Kind::AmsKp) => server::find_pg_bin_dir().context(
+                "PostgreSQL's initdb and pg_ctl (for ams-kp) are not on PATH or in \
+                 /usr/lib/postgresql/*/bin (--pg-bin-dir)",
+            )?,
+            None => PathBuf::new(),
+        },
         nats_sync_always: args.nats_sync_always,
         server_cpu: args.server_cpu,
         pid_file: args.pid_file.clone(),
@@ -187,6 +211,23 @@ async fn run(args: Args) -> Result<i32> {
             started.elapsed().as_secs_f64()
         );
         for &tier in &tiers {
+            // Systems that do not run in this tier get one row per workload
+            // saying so (in the first rep).
+            let order: Vec<Kind> = order
+                .iter()
+                .copied()
+                .filter(|k| match k.unsupported_tier(tier) {
+                    None => true,
+                    Some(why) => {
+                        if rep == 0 {
+                            for w in ["W1", "W2", "W3", "W4"].into_iter().filter(|w| wants(w)) {
+                                samples.push(workloads::not_applicable(w, *k, tier, why));
+                            }
+                        }
+                        false
+                    }
+                })
+                .collect();
             if wants("W1") {
                 for &size in &plan.w1_sizes {
                     for &batch in &plan.w1_batches {
@@ -228,6 +269,9 @@ async fn run(args: Args) -> Result<i32> {
         }
         if wants("W5") || wants("W6") || wants("W7") {
             for &k in &order {
+                if rep > 0 && matches!(k, Kind::AmsKp | Kind::Kafka) {
+                    continue; // said once (not applicable)
+                }
                 match bench.retained(k, &tiers).await {
                     Ok(v) => {
                         for s in v {
@@ -282,8 +326,9 @@ async fn run(args: Args) -> Result<i32> {
     for k in &systems {
         for t in &tiers {
             md.push_str(&format!(
-                "- tier {}: {}\n",
+                "- tier {} ({}): {}\n",
                 t.name(),
+                k.name(),
                 server::tier_settings(*k, *t, args.nats_sync_always)
             ));
         }
@@ -296,8 +341,23 @@ async fn run(args: Args) -> Result<i32> {
     md.push_str(
         "- a batch is one HTTP request for ams, that many pipelined XADDs for Redis and that many \
          JetStream publishes in flight for NATS; ams acks cumulatively (highest ack id), NATS acks \
-         each message (explicit ack policy), Redis XACKs the ids of each read\n\n",
+         each message (explicit ack policy), Redis XACKs the ids of each read\n",
     );
+    if systems.contains(&Kind::AmsKp) || systems.contains(&Kind::Kafka) {
+        md.push_str(
+            "- kafka is the broker alone (tansu, the Kafka-protocol broker ams's tests use), driven \
+             through rskafka: a batch is one produce request of that many records (acks=-1; split \
+             above 1 MB, as ams-kafka splits), the payload is the record value; a pull is one fetch \
+             from the consumer's offset, kept client-side, as is the ack (rskafka has no consumer \
+             groups); ams-kp is ams --store kafka-postgres over the same broker (one \
+             single-partition Kafka topic per AMS topic, records in the original AMS JSON, so \
+             base64 payloads) and a PostgreSQL cluster for metadata, all three processes pinned \
+             like the other servers; its RSS is the ams process alone, its cpu share counts all \
+             three (broken down in the notes). Column ams-kp / kafka is the cost of our layer \
+             over the broker\n",
+        );
+    }
+    md.push('\n');
     md.push_str(&report::markdown(&rows));
     if !failures.is_empty() || !errors.is_empty() {
         md.push_str("\nCount check failures and errors:\n\n");
@@ -313,11 +373,19 @@ async fn run(args: Args) -> Result<i32> {
         || args.systems != "ams,nats,redis"
         || args.tiers != "write,fsync";
     let md_out = args.md_out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "bench/results/{date}{}{}.md",
+        let base = format!(
+            "bench/results/{date}{}{}",
             if args.quick { "-quick" } else { "" },
             if partial { "-partial" } else { "" }
-        ))
+        );
+        // Nor an earlier partial run of the same day.
+        (1..)
+            .map(|n| match n {
+                1 => PathBuf::from(format!("{base}.md")),
+                n => PathBuf::from(format!("{base}-{n}.md")),
+            })
+            .find(|p| !partial || !p.exists())
+            .expect("an unused name")
     });
     for path in [&md_out, &args.json_out] {
         if let Some(parent) = path.parent()

@@ -10,7 +10,7 @@ use crate::stats::{Better, median, range, ratio_to_best};
 pub struct Sample {
     /// "W1" .. "W7".
     pub workload: String,
-    /// "ams", "nats" or "redis".
+    /// "ams", "nats", "redis", "ams-kp" or "kafka".
     pub system: String,
     /// "write" or "fsync".
     pub tier: String,
@@ -155,17 +155,42 @@ pub fn aggregate(samples: &[Sample]) -> Vec<Sample> {
         .collect()
 }
 
-/// Each row's headline relative to the best other system in the same cell.
+/// Our servers (ams over either store): not each other's peers.
+fn is_ours(system: &str) -> bool {
+    system == "ams" || system == "ams-kp"
+}
+
+/// Each row's headline relative to the best other system in the same cell;
+/// for our servers (ams, ams-kp) the best of the other systems' servers.
 pub fn ratios(rows: &[Sample]) -> Vec<Option<f64>> {
     rows.iter()
         .map(|r| {
             let (ours, better) = r.headline()?;
             let peers: Vec<f64> = rows
                 .iter()
-                .filter(|p| r.peer_of(p))
+                .filter(|p| r.peer_of(p) && !(is_ours(&r.system) && is_ours(&p.system)))
                 .filter_map(|p| p.headline().map(|h| h.0))
                 .collect();
             ratio_to_best(ours, &peers, better)
+        })
+        .collect()
+}
+
+/// The cost of our layer over Kafka: each `ams-kp` row's headline divided by
+/// the `kafka` row's of the same cell (`None` for other rows).
+pub fn layer_ratios(rows: &[Sample]) -> Vec<Option<f64>> {
+    rows.iter()
+        .map(|r| {
+            if r.system != "ams-kp" {
+                return None;
+            }
+            let (ours, better) = r.headline()?;
+            let kafka: Vec<f64> = rows
+                .iter()
+                .filter(|p| p.system == "kafka" && r.peer_of(p))
+                .filter_map(|p| p.headline().map(|h| h.0))
+                .collect();
+            ratio_to_best(ours, &kafka, better)
         })
         .collect()
 }
@@ -255,12 +280,22 @@ fn cell(v: Option<f64>) -> String {
 /// The Markdown table, then the notes of each row by number.
 pub fn markdown(rows: &[Sample]) -> String {
     let ratios = ratios(rows);
+    let layer = layer_ratios(rows);
+    // The ams-kp / kafka column only when both ran.
+    let with_layer = layer.iter().any(Option::is_some);
     let mut out = String::new();
     out.push_str(
-        "| # | system | tier | workload | msg size | batch | msgs/s | MB/s | p50 ms | p99 ms | RSS | W5-W7 | ratio to best peer |\n",
+        "| # | system | tier | workload | msg size | batch | msgs/s | MB/s | p50 ms | p99 ms | RSS | W5-W7 | ratio to best peer |",
     );
-    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
-    for (i, (r, ratio)) in rows.iter().zip(&ratios).enumerate() {
+    out.push_str(if with_layer {
+        " ams-kp / kafka |\n"
+    } else {
+        "\n"
+    });
+    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+    out.push_str(if with_layer { "---:|\n" } else { "\n" });
+    let x = |v: &Option<f64>| v.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+    for (i, ((r, ratio), layer)) in rows.iter().zip(&ratios).zip(&layer).enumerate() {
         let mut extra = Vec::new();
         if let Some(v) = r.ram_bytes_per_msg {
             extra.push(format!("{} B/msg", num(v)));
@@ -272,7 +307,7 @@ pub fn markdown(rows: &[Sample]) -> String {
             extra.push(format!("acked_lost {v}"));
         }
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             r.system,
             r.tier,
@@ -285,15 +320,25 @@ pub fn markdown(rows: &[Sample]) -> String {
             cell(r.p99_ms),
             r.rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             extra.join(", "),
-            ratio
-                .map(|x| format!("{x:.2}x"))
-                .unwrap_or_else(|| "-".into()),
+            x(ratio),
         ));
+        if with_layer {
+            out.push_str(&format!(" {} |", x(layer)));
+        }
+        out.push('\n');
     }
     out.push_str(
         "\nRatio to best peer: W1/W2/W4 msgs/s ÷ the best other system's (above 1 is better); \
-         W3 p99, W5 bytes/msg, W6/W7 restart ms ÷ the best other system's (below 1 is better).\n",
+         W3 p99, W5 bytes/msg, W6/W7 restart ms ÷ the best other system's (below 1 is better); \
+         ams and ams-kp are compared with the other systems, not with each other.\n",
     );
+    if with_layer {
+        out.push_str(
+            "ams-kp / kafka: ams over Kafka + PostgreSQL ÷ the same broker driven directly, the \
+             cost of our layer (msgs/s: the share of the broker's rate we keep; W3 p99: how many \
+             times the broker's latency).\n",
+        );
+    }
     out.push_str("\nNotes by row:\n\n");
     for (i, r) in rows.iter().enumerate() {
         if !r.notes.is_empty() {
@@ -356,6 +401,29 @@ mod tests {
         assert_eq!(r[3], Some(0.25));
         assert_eq!(r[4], Some(4.0));
         assert_eq!(r[5], None);
+    }
+
+    #[test]
+    fn our_servers_are_not_each_others_peers_and_ams_kp_is_divided_by_kafka() {
+        let rows = vec![
+            s("ams", "W1", 400.0),
+            s("ams-kp", "W1", 50.0),
+            s("kafka", "W1", 200.0),
+            s("ams-kp", "W3", 300.0), // p99 3.0
+            s("kafka", "W3", 100.0),  // p99 1.0
+        ];
+        let r = ratios(&rows);
+        assert_eq!(r[0], Some(2.0)); // ams vs kafka, not ams-kp
+        assert_eq!(r[1], Some(0.25)); // ams-kp vs kafka, not ams
+        assert_eq!(r[2], Some(0.5)); // kafka vs the best of ams, ams-kp
+        let l = layer_ratios(&rows);
+        assert_eq!(l, vec![None, Some(0.25), None, Some(3.0), None]);
+        let md = markdown(&rows);
+        assert!(md.contains("| ratio to best peer | ams-kp / kafka |"));
+        assert!(md.contains("| 0.25x | 0.25x |"));
+        assert!(md.contains("| 3.00x | 3.00x |"));
+        // Without both, no such column.
+        assert!(!markdown(&rows[..1]).contains("ams-kp / kafka |"));
     }
 
     #[test]
