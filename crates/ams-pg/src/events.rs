@@ -1,10 +1,13 @@
-//! Cursor change events between the nodes of a cluster, over PostgreSQL's
-//! `LISTEN`/`NOTIFY`: a node whose acknowledgement, seek or delete moved a
-//! subscription's committed offset sends `NOTIFY ams_cursor, '<project>/<name>'`;
-//! every node listens on one dedicated connection and hands the events to the
-//! domain, which wakes that subscription's open streams (they re-read the
-//! cursor, so a lost event only delays a stream until its periodic recheck).
+//! Events between the nodes of a cluster, over PostgreSQL's `LISTEN`/`NOTIFY`,
+//! received on one dedicated connection per node:
+//! * `ams_cursor`, `'<project>/<name>'`: an acknowledgement, seek or delete
+//!   moved a subscription's committed offset; handed to the domain, which
+//!   wakes that subscription's open streams (they re-read the cursor, so a
+//!   lost event only delays a stream until its periodic recheck);
+//! * `ams_meta`, `'projects'|'topics'|'users'`: records of that kind changed;
+//!   the node's [`Cache`] forgets them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -12,8 +15,13 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
-/// The notification channel.
+use crate::cache::{Cache, Kind};
+
+/// The channel of cursor moves.
 pub(crate) const CHANNEL: &str = "ams_cursor";
+
+/// The channel of cached-record changes.
+pub(crate) const META_CHANNEL: &str = "ams_meta";
 
 /// Events buffered per receiver before it lags (and then rings everything).
 const BUFFER: usize = 4096;
@@ -40,7 +48,7 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// Starts listening with `config` (reconnecting after failures).
-    pub(crate) fn start(config: tokio_postgres::Config) -> Listener {
+    pub(crate) fn start(config: tokio_postgres::Config, cache: Arc<Cache>) -> Listener {
         let (events, _) = broadcast::channel(BUFFER);
         let (stop_tx, mut stop) = oneshot::channel();
         let sender = events.clone();
@@ -48,7 +56,7 @@ impl Listener {
             loop {
                 tokio::select! {
                     _ = &mut stop => return,
-                    result = listen(&config, &sender) => {
+                    result = listen(&config, &sender, &cache) => {
                         if let Err(e) = result {
                             tracing::warn!(error = %e, "cursor events: listening connection lost; reconnecting");
                         }
@@ -76,6 +84,7 @@ impl Listener {
 async fn listen(
     config: &tokio_postgres::Config,
     events: &broadcast::Sender<(Uuid, String)>,
+    cache: &Cache,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (messages_tx, mut messages) = futures::channel::mpsc::unbounded();
@@ -98,11 +107,20 @@ async fn listen(
         }
     });
     let result = async {
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {META_CHANNEL}"))
+            .await?;
+        // Changes made while no connection listened were not heard.
+        cache.clear_all();
         while let Some(message) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message?
-                && let Some(event) = parse(n.payload())
-            {
+            let AsyncMessage::Notification(n) = message? else {
+                continue;
+            };
+            if n.channel() == META_CHANNEL {
+                if let Some(kind) = Kind::parse(n.payload()) {
+                    cache.clear(kind);
+                }
+            } else if let Some(event) = parse(n.payload()) {
                 // No receivers is fine: nobody streams right now.
                 let _ = events.send(event);
             }

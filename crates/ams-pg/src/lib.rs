@@ -11,11 +11,14 @@
 //!
 //! # Layout
 //! * [`meta`]: [`PgMeta`], the [`MetadataStore`](ams_core::storage::MetadataStore).
-//! * `events`: cursor changes between nodes (`LISTEN`/`NOTIFY`), which wake
-//!   streams open on other nodes.
+//! * `cache`: the node's read-through cache of projects, users by token and
+//!   topics, cleared on every change of theirs, on every node.
+//! * `events`: cursor moves and cache clearings between nodes
+//!   (`LISTEN`/`NOTIFY`).
 //! * [`migrate`]: the versioned schema (`migrations/*.sql`), applied at
 //!   start-up under an advisory lock so that concurrent nodes never race.
 
+mod cache;
 mod events;
 pub mod meta;
 pub mod migrate;

@@ -19,6 +19,8 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use crate::cache::{Cache, Kind};
+
 use ams_core::model::{
     Cursor, CursorRefusal, Membership, NodeSample, Project, Registration, Schema, Subscription,
     Topic, User,
@@ -146,6 +148,8 @@ pub struct PgMeta {
     durability: Durability,
     /// Cursor change events of every node (LISTEN on its own connection).
     events: crate::events::Listener,
+    /// Projects, users by token and topics this node read lately.
+    cache: std::sync::Arc<Cache>,
 }
 
 impl std::fmt::Debug for PgMeta {
@@ -164,7 +168,8 @@ impl PgMeta {
     pub async fn connect(url: &str, durability: Durability) -> StoreResult<PgMeta> {
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(fail("parse the PostgreSQL URL"))?;
-        let events = crate::events::Listener::start(config.clone());
+        let cache = std::sync::Arc::new(Cache::default());
+        let events = crate::events::Listener::start(config.clone(), cache.clone());
         if durability == Durability::Write {
             config.options("-c synchronous_commit=off");
         }
@@ -183,6 +188,7 @@ impl PgMeta {
             pool,
             durability,
             events,
+            cache,
         };
         let mut client = meta.client().await?;
         crate::migrate::apply(&mut client).await?;
@@ -212,6 +218,25 @@ impl PgMeta {
             )
             .await
             .map_err(fail("announce a cursor change"))?;
+        Ok(())
+    }
+
+    /// Records of `kinds` changed: this node forgets them now, the others
+    /// when the notification arrives.
+    async fn changed(&self, kinds: &[Kind]) -> StoreResult<()> {
+        for kind in kinds {
+            self.cache.clear(*kind);
+        }
+        let client = self.client().await?;
+        for kind in kinds {
+            client
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&crate::events::META_CHANNEL, &kind.name()],
+                )
+                .await
+                .map_err(fail("announce a change"))?;
+        }
         Ok(())
     }
 
@@ -458,25 +483,45 @@ impl MetadataStore for PgMeta {
     }
 
     async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
-        self.query_opt(
-            "read project",
-            "SELECT record FROM projects WHERE name = $1",
-            &[&name],
-        )
-        .await?
-        .map(|row| project_from(&row))
-        .transpose()
+        let table = &self.cache.project_by_name;
+        if let Some(p) = table.get(name) {
+            return Ok(Some(p));
+        }
+        let epoch = table.epoch();
+        let found = self
+            .query_opt(
+                "read project",
+                "SELECT record FROM projects WHERE name = $1",
+                &[&name],
+            )
+            .await?
+            .map(|row| project_from(&row))
+            .transpose()?;
+        if let Some(p) = &found {
+            table.put(epoch, p.name.clone(), p.clone());
+        }
+        Ok(found)
     }
 
     async fn project_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<Project>> {
-        self.query_opt(
-            "read project",
-            "SELECT record FROM projects WHERE uuid = $1",
-            &[&uuid],
-        )
-        .await?
-        .map(|row| project_from(&row))
-        .transpose()
+        let table = &self.cache.project_by_uuid;
+        if let Some(p) = table.get(&uuid) {
+            return Ok(Some(p));
+        }
+        let epoch = table.epoch();
+        let found = self
+            .query_opt(
+                "read project",
+                "SELECT record FROM projects WHERE uuid = $1",
+                &[&uuid],
+            )
+            .await?
+            .map(|row| project_from(&row))
+            .transpose()?;
+        if let Some(p) = &found {
+            table.put(epoch, p.uuid, p.clone());
+        }
+        Ok(found)
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
@@ -492,52 +537,63 @@ impl MetadataStore for PgMeta {
     }
 
     async fn update_project(&self, project: Project) -> WriteResult<()> {
-        let client = self.client().await?;
-        let r = client
-            .execute(
-                "UPDATE projects SET name = $2, record = $3 WHERE uuid = $1",
-                &[&project.uuid, &project.name, &Json(&project)],
-            )
-            .await;
-        Ok(classify("update project", r)?.and_then(|n| {
-            if n == 0 {
-                Err(Conflict::NotFound)
-            } else {
-                Ok(())
-            }
-        }))
+        let result = async {
+            let client = self.client().await?;
+            let r = client
+                .execute(
+                    "UPDATE projects SET name = $2, record = $3 WHERE uuid = $1",
+                    &[&project.uuid, &project.name, &Json(&project)],
+                )
+                .await;
+            Ok(classify("update project", r)?.and_then(|n| {
+                if n == 0 {
+                    Err(Conflict::NotFound)
+                } else {
+                    Ok(())
+                }
+            }))
+        }
+        .await;
+        self.changed(&[Kind::Projects]).await?;
+        result
     }
 
     async fn delete_project(&self, uuid: Uuid) -> WriteResult<Vec<Topic>> {
-        let context = "delete project";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(fail(context))?;
-        if tx
-            .query_opt(
-                "SELECT 1 FROM projects WHERE uuid = $1 FOR UPDATE",
-                &[&uuid],
-            )
-            .await
-            .map_err(fail(context))?
-            .is_none()
-        {
-            return Ok(Err(Conflict::NotFound));
+        let result = async {
+            let context = "delete project";
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(fail(context))?;
+            if tx
+                .query_opt(
+                    "SELECT 1 FROM projects WHERE uuid = $1 FOR UPDATE",
+                    &[&uuid],
+                )
+                .await
+                .map_err(fail(context))?
+                .is_none()
+            {
+                return Ok(Err(Conflict::NotFound));
+            }
+            let rows = tx
+                .query(
+                    "DELETE FROM topics WHERE project = $1 RETURNING seq, record",
+                    &[&uuid],
+                )
+                .await
+                .map_err(fail(context))?;
+            let mut topics: Vec<Topic> = rows_to(&rows)?;
+            topics.sort_by_key(|t| t.seq);
+            // Subscriptions, schemas and daily counts go by cascade.
+            tx.execute("DELETE FROM projects WHERE uuid = $1", &[&uuid])
+                .await
+                .map_err(fail(context))?;
+            tx.commit().await.map_err(fail(context))?;
+            Ok(Ok(topics))
         }
-        let rows = tx
-            .query(
-                "DELETE FROM topics WHERE project = $1 RETURNING seq, record",
-                &[&uuid],
-            )
-            .await
-            .map_err(fail(context))?;
-        let mut topics: Vec<Topic> = rows_to(&rows)?;
-        topics.sort_by_key(|t| t.seq);
-        // Subscriptions, schemas and daily counts go by cascade.
-        tx.execute("DELETE FROM projects WHERE uuid = $1", &[&uuid])
-            .await
-            .map_err(fail(context))?;
-        tx.commit().await.map_err(fail(context))?;
-        Ok(Ok(topics))
+        .await;
+        self.changed(&[Kind::Projects, Kind::Topics, Kind::Users])
+            .await?;
+        result
     }
 
     async fn create_topic(&self, topic: Topic) -> WriteResult<Topic> {
@@ -548,7 +604,17 @@ impl MetadataStore for PgMeta {
     }
 
     async fn topic(&self, project: Uuid, name: &str) -> StoreResult<Option<Topic>> {
-        self.get(project, name).await
+        let table = &self.cache.topics;
+        let key = (project, name.to_owned());
+        if let Some(t) = table.get(&key) {
+            return Ok(Some(t));
+        }
+        let epoch = table.epoch();
+        let found: Option<Topic> = self.get(project, name).await?;
+        if let Some(t) = &found {
+            table.put(epoch, key, t.clone());
+        }
+        Ok(found)
     }
 
     async fn list_topics(&self, project: Uuid, page: PageRequest) -> StoreResult<Page<Topic>> {
@@ -556,7 +622,9 @@ impl MetadataStore for PgMeta {
     }
 
     async fn delete_topic(&self, project: Uuid, name: &str) -> WriteResult<Topic> {
-        self.delete(project, name).await
+        let result = async { self.delete(project, name).await }.await;
+        self.changed(&[Kind::Topics]).await?;
+        result
     }
 
     async fn create_subscription(&self, sub: Subscription) -> WriteResult<Subscription> {
@@ -707,30 +775,35 @@ impl MetadataStore for PgMeta {
     }
 
     async fn delete_schema(&self, project: Uuid, name: &str) -> WriteResult<Schema> {
-        let context = "delete schema";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(fail(context))?;
-        let Some(row) = tx
-            .query_opt(
-                "DELETE FROM schemas WHERE project = $1 AND name = $2 RETURNING seq, record",
-                &[&project, &name],
+        let result = async {
+            let context = "delete schema";
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(fail(context))?;
+            let Some(row) = tx
+                .query_opt(
+                    "DELETE FROM schemas WHERE project = $1 AND name = $2 RETURNING seq, record",
+                    &[&project, &name],
+                )
+                .await
+                .map_err(fail(context))?
+            else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let schema = Schema::from_row(&row)?;
+            // Detach it from every topic in the same transaction.
+            tx.execute(
+                "UPDATE topics SET record = jsonb_set(record, '{schema}', 'null'::jsonb) \
+                 WHERE project = $1 AND record @> $2::jsonb",
+                &[&project, &Json(json!({ "schema": schema.uuid }))],
             )
             .await
-            .map_err(fail(context))?
-        else {
-            return Ok(Err(Conflict::NotFound));
-        };
-        let schema = Schema::from_row(&row)?;
-        // Detach it from every topic in the same transaction.
-        tx.execute(
-            "UPDATE topics SET record = jsonb_set(record, '{schema}', 'null'::jsonb) \
-             WHERE project = $1 AND record @> $2::jsonb",
-            &[&project, &Json(json!({ "schema": schema.uuid }))],
-        )
-        .await
-        .map_err(fail(context))?;
-        tx.commit().await.map_err(fail(context))?;
-        Ok(Ok(schema))
+            .map_err(fail(context))?;
+            tx.commit().await.map_err(fail(context))?;
+            Ok(Ok(schema))
+        }
+        .await;
+        self.changed(&[Kind::Topics]).await?;
+        result
     }
 
     async fn set_topic_schema(
@@ -739,8 +812,13 @@ impl MetadataStore for PgMeta {
         topic: &str,
         schema: Option<Uuid>,
     ) -> WriteResult<()> {
-        self.set(project, topic, |t: &mut Topic| t.schema = schema)
-            .await
+        let result = async {
+            self.set(project, topic, |t: &mut Topic| t.schema = schema)
+                .await
+        }
+        .await;
+        self.changed(&[Kind::Topics]).await?;
+        result
     }
 
     async fn acquire_lease(
@@ -780,74 +858,79 @@ impl MetadataStore for PgMeta {
         if deltas.is_empty() {
             return Ok(());
         }
-        let context = "add usage";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(fail(context))?;
-        // Rows are locked in one global order (topics by project and name, then
-        // daily counts by key) so that concurrent flushes never deadlock.
-        let mut ordered: Vec<&UsageDelta> = deltas.iter().collect();
-        ordered.sort_by(|a, b| (a.project, &a.topic).cmp(&(b.project, &b.topic)));
-        let mut projects = HashMap::<Uuid, bool>::new();
-        let mut days = BTreeMap::<(Uuid, &str, i32), u64>::new();
-        for delta in ordered {
-            let exists = match projects.get(&delta.project) {
-                Some(&exists) => exists,
-                None => {
-                    // A key-share lock keeps the project (and so the foreign
-                    // keys of the counters) until commit.
-                    let exists = tx
-                        .query_opt(
-                            "SELECT 1 FROM projects WHERE uuid = $1 FOR KEY SHARE",
-                            &[&delta.project],
-                        )
-                        .await
-                        .map_err(fail(context))?
-                        .is_some();
-                    projects.insert(delta.project, exists);
-                    exists
+        let result = async {
+            let context = "add usage";
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(fail(context))?;
+            // Rows are locked in one global order (topics by project and name, then
+            // daily counts by key) so that concurrent flushes never deadlock.
+            let mut ordered: Vec<&UsageDelta> = deltas.iter().collect();
+            ordered.sort_by(|a, b| (a.project, &a.topic).cmp(&(b.project, &b.topic)));
+            let mut projects = HashMap::<Uuid, bool>::new();
+            let mut days = BTreeMap::<(Uuid, &str, i32), u64>::new();
+            for delta in ordered {
+                let exists = match projects.get(&delta.project) {
+                    Some(&exists) => exists,
+                    None => {
+                        // A key-share lock keeps the project (and so the foreign
+                        // keys of the counters) until commit.
+                        let exists = tx
+                            .query_opt(
+                                "SELECT 1 FROM projects WHERE uuid = $1 FOR KEY SHARE",
+                                &[&delta.project],
+                            )
+                            .await
+                            .map_err(fail(context))?
+                            .is_some();
+                        projects.insert(delta.project, exists);
+                        exists
+                    }
+                };
+                if !exists {
+                    continue;
                 }
-            };
-            if !exists {
-                continue;
-            }
-            if let Some(row) = tx
-                .query_opt(
-                    "SELECT seq, record FROM topics WHERE project = $1 AND name = $2 FOR UPDATE",
-                    &[&delta.project, &delta.topic],
-                )
-                .await
-                .map_err(fail(context))?
-            {
-                let mut topic = Topic::from_row(&row)?;
-                if topic.log_id == delta.log_id {
-                    topic.published.absorb(&delta.published);
-                    tx.execute(
-                        "UPDATE topics SET record = $2 WHERE seq = $1",
-                        &[&(topic.seq as i64), &Json(&topic)],
+                if let Some(row) = tx
+                    .query_opt(
+                        "SELECT seq, record FROM topics WHERE project = $1 AND name = $2 FOR UPDATE",
+                        &[&delta.project, &delta.topic],
                     )
                     .await
-                    .map_err(fail(context))?;
+                    .map_err(fail(context))?
+                {
+                    let mut topic = Topic::from_row(&row)?;
+                    if topic.log_id == delta.log_id {
+                        topic.published.absorb(&delta.published);
+                        tx.execute(
+                            "UPDATE topics SET record = $2 WHERE seq = $1",
+                            &[&(topic.seq as i64), &Json(&topic)],
+                        )
+                        .await
+                        .map_err(fail(context))?;
+                    }
+                }
+                for &(day, count) in &delta.days {
+                    let slot = days
+                        .entry((delta.project, delta.topic.as_str(), day))
+                        .or_default();
+                    *slot = slot.saturating_add(count);
                 }
             }
-            for &(day, count) in &delta.days {
-                let slot = days
-                    .entry((delta.project, delta.topic.as_str(), day))
-                    .or_default();
-                *slot = slot.saturating_add(count);
+            for ((project, topic, day), count) in days {
+                let count = i64::try_from(count).unwrap_or(i64::MAX);
+                tx.execute(
+                    "INSERT INTO daily_counts (project, topic, day, count) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (project, topic, day) \
+                     DO UPDATE SET count = daily_counts.count + EXCLUDED.count",
+                    &[&project, &topic, &day, &count],
+                )
+                .await
+                .map_err(fail(context))?;
             }
+            tx.commit().await.map_err(fail(context))
         }
-        for ((project, topic, day), count) in days {
-            let count = i64::try_from(count).unwrap_or(i64::MAX);
-            tx.execute(
-                "INSERT INTO daily_counts (project, topic, day, count) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (project, topic, day) \
-                 DO UPDATE SET count = daily_counts.count + EXCLUDED.count",
-                &[&project, &topic, &day, &count],
-            )
-            .await
-            .map_err(fail(context))?;
-        }
-        tx.commit().await.map_err(fail(context))
+        .await;
+        self.changed(&[Kind::Topics]).await?;
+        result
     }
 
     async fn daily_counts(
@@ -906,7 +989,9 @@ impl MetadataStore for PgMeta {
     }
 
     async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()> {
-        self.set(project, name, |t: &mut Topic| t.acl = acl).await
+        let result = async { self.set(project, name, |t: &mut Topic| t.acl = acl).await }.await;
+        self.changed(&[Kind::Topics]).await?;
+        result
     }
 
     async fn set_subscription_acl(
@@ -943,7 +1028,16 @@ impl MetadataStore for PgMeta {
     }
 
     async fn user_by_token(&self, token: &str) -> StoreResult<Option<User>> {
-        self.user_where("token", &token).await
+        let table = &self.cache.user_by_token;
+        if let Some(u) = table.get(token) {
+            return Ok(Some(u));
+        }
+        let epoch = table.epoch();
+        let found = self.user_where("token", &token).await?;
+        if let Some(u) = &found {
+            table.put(epoch, u.token.clone(), u.clone());
+        }
+        Ok(found)
     }
 
     async fn user_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<User>> {
@@ -973,87 +1067,102 @@ impl MetadataStore for PgMeta {
     }
 
     async fn update_user(&self, user: User) -> WriteResult<()> {
-        let client = self.client().await?;
-        let r = client
-            .execute(
-                "UPDATE users SET name = $2, token = $3, \
-                 record = jsonb_set($4::jsonb, '{seq}', to_jsonb(seq)) WHERE uuid = $1",
-                &[&user.uuid, &user.name, &user.token, &Json(&user)],
-            )
-            .await;
-        Ok(classify("update user", r)?.and_then(|n| {
-            if n == 0 {
-                Err(Conflict::NotFound)
-            } else {
-                Ok(())
-            }
-        }))
+        let result = async {
+            let client = self.client().await?;
+            let r = client
+                .execute(
+                    "UPDATE users SET name = $2, token = $3, \
+                     record = jsonb_set($4::jsonb, '{seq}', to_jsonb(seq)) WHERE uuid = $1",
+                    &[&user.uuid, &user.name, &user.token, &Json(&user)],
+                )
+                .await;
+            Ok(classify("update user", r)?.and_then(|n| {
+                if n == 0 {
+                    Err(Conflict::NotFound)
+                } else {
+                    Ok(())
+                }
+            }))
+        }
+        .await;
+        self.changed(&[Kind::Users]).await?;
+        result
     }
 
     async fn add_membership(&self, user: Uuid, project: Uuid) -> WriteResult<()> {
-        let context = "add membership";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(fail(context))?;
-        let Some(row) = tx
-            .query_opt(
-                "SELECT seq, record FROM users WHERE uuid = $1 FOR UPDATE",
-                &[&user],
+        let result = async {
+            let context = "add membership";
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(fail(context))?;
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT seq, record FROM users WHERE uuid = $1 FOR UPDATE",
+                    &[&user],
+                )
+                .await
+                .map_err(fail(context))?
+            else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let mut current = User::from_row(&row)?;
+            if current.membership(project).is_some() {
+                return Ok(Ok(()));
+            }
+            current.projects.push(Membership {
+                project,
+                roles: Vec::new(),
+            });
+            tx.execute(
+                "UPDATE users SET record = $2 WHERE uuid = $1",
+                &[&user, &Json(&current)],
             )
             .await
-            .map_err(fail(context))?
-        else {
-            return Ok(Err(Conflict::NotFound));
-        };
-        let mut current = User::from_row(&row)?;
-        if current.membership(project).is_some() {
-            return Ok(Ok(()));
+            .map_err(fail(context))?;
+            tx.commit().await.map_err(fail(context))?;
+            Ok(Ok(()))
         }
-        current.projects.push(Membership {
-            project,
-            roles: Vec::new(),
-        });
-        tx.execute(
-            "UPDATE users SET record = $2 WHERE uuid = $1",
-            &[&user, &Json(&current)],
-        )
-        .await
-        .map_err(fail(context))?;
-        tx.commit().await.map_err(fail(context))?;
-        Ok(Ok(()))
+        .await;
+        self.changed(&[Kind::Users]).await?;
+        result
     }
 
     async fn delete_user(&self, uuid: Uuid) -> WriteResult<User> {
-        let context = "delete user";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(fail(context))?;
-        let Some(row) = tx
-            .query_opt(
-                "DELETE FROM users WHERE uuid = $1 RETURNING seq, record",
-                &[&uuid],
-            )
-            .await
-            .map_err(fail(context))?
-        else {
-            return Ok(Err(Conflict::NotFound));
-        };
-        let user = User::from_row(&row)?;
-        // Every ACL entry naming the user goes in the same transaction.
-        let member = Json(json!({ "acl": [uuid] }));
-        let entry = Json(json!(uuid));
-        for table in ["topics", "subscriptions"] {
-            let sql = format!(
-                "UPDATE {table} SET record = jsonb_set(record, '{{acl}}', COALESCE(( \
-                     SELECT jsonb_agg(e ORDER BY i) \
-                     FROM jsonb_array_elements(record -> 'acl') WITH ORDINALITY AS a(e, i) \
-                     WHERE e <> $2::jsonb), '[]'::jsonb)) \
-                 WHERE record @> $1::jsonb"
-            );
-            tx.execute(&sql, &[&member, &entry])
+        let result = async {
+            let context = "delete user";
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(fail(context))?;
+            let Some(row) = tx
+                .query_opt(
+                    "DELETE FROM users WHERE uuid = $1 RETURNING seq, record",
+                    &[&uuid],
+                )
                 .await
-                .map_err(fail(context))?;
+                .map_err(fail(context))?
+            else {
+                return Ok(Err(Conflict::NotFound));
+            };
+            let user = User::from_row(&row)?;
+            // Every ACL entry naming the user goes in the same transaction.
+            let member = Json(json!({ "acl": [uuid] }));
+            let entry = Json(json!(uuid));
+            for table in ["topics", "subscriptions"] {
+                let sql = format!(
+                    "UPDATE {table} SET record = jsonb_set(record, '{{acl}}', COALESCE(( \
+                         SELECT jsonb_agg(e ORDER BY i) \
+                         FROM jsonb_array_elements(record -> 'acl') WITH ORDINALITY AS a(e, i) \
+                         WHERE e <> $2::jsonb), '[]'::jsonb)) \
+                     WHERE record @> $1::jsonb"
+                );
+                tx.execute(&sql, &[&member, &entry])
+                    .await
+                    .map_err(fail(context))?;
+            }
+            tx.commit().await.map_err(fail(context))?;
+            Ok(Ok(user))
         }
-        tx.commit().await.map_err(fail(context))?;
-        Ok(Ok(user))
+        .await;
+        self.changed(&[Kind::Users, Kind::Topics]).await?;
+        result
     }
 
     async fn create_registration(&self, r: Registration) -> WriteResult<Registration> {

@@ -295,6 +295,48 @@ async fn two_nodes_over_kafka_and_postgres() {
     }
     assert_eq!(seen, (3..203).collect::<Vec<u64>>());
 
+    // What a node caches (here: users by token) is forgotten on every node
+    // when another node changes it: a deleted user's token stops working on
+    // B well within the cache's 5 s expiry. (No topic is deleted here: the
+    // test broker's SQLite engine would delete them all.)
+    let user = a
+        .ok(
+            "POST",
+            "/v1/users/alice",
+            Some(json!({"projects": [{"project": "P", "roles": ["consumer", "publisher"]}]})),
+        )
+        .await;
+    let alice = user["token"].as_str().unwrap().to_owned();
+    let as_alice = |node: &Node, path: &str| {
+        node.http
+            .get(format!("{}{path}", node.base))
+            .header("x-api-key", alice.clone())
+            .send()
+    };
+    assert_eq!(
+        as_alice(&b, "/v1/projects/P/topics/t")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    a.ok("DELETE", "/v1/users/alice", None).await;
+    let deleted_at = Instant::now();
+    loop {
+        let status = as_alice(&b, "/v1/projects/P/topics/t")
+            .await
+            .unwrap()
+            .status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            deleted_at.elapsed() < Duration::from_secs(2),
+            "node B still accepts a deleted user's token ({status})"
+        );
+        tokio::task::yield_now().await;
+    }
+
     // A stream on A whose window is full continues when B acknowledges
     // (B's ack reaches A through PostgreSQL's NOTIFY, well before A's own
     // 30 s recheck).
