@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A system under test.
@@ -667,40 +666,37 @@ impl Server {
         .chain(extra.iter().map(|a| a.to_string()))
         .collect();
         let started = async {
-            let log = open_log(&dir.join("server.log"))?;
-            let (mut child, pid) = spawn(env, &env.ams_bin, &args, None, &log, true)?;
-            let stderr = child.stderr.take().context("stderr")?;
-            let mut lines = BufReader::new(stderr).lines();
-            let mut seen = Vec::new();
+            // The server writes its log straight into the file, like the
+            // peers: copying it through this process would put a wake-up per
+            // request line on the load generator's core. The address is read
+            // back from the file.
+            let path = dir.join("server.log");
+            let log = open_log(&path)?;
+            let (mut child, pid) = spawn(env, &env.ams_bin, &args, None, &log, false)?;
             let found = tokio::time::timeout(Duration::from_secs(60), async {
-                while let Some(line) = lines.next_line().await? {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                loop {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if let Some(rest) = text.split("listening on http://").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
-                        let port = addr.rsplit(':').next().unwrap_or_default().parse()?;
+                        let port: u16 = addr.rsplit(':').next().unwrap_or_default().parse()?;
                         return Ok::<_, anyhow::Error>(Some(port));
                     }
-                    seen.push(line);
+                    if child.try_wait()?.is_some() {
+                        return Ok(None);
+                    }
+                    // Start-up polling of a child's log, not a measurement.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(None)
             })
             .await;
             match found {
-                Ok(Ok(Some(port))) => {
-                    // Keep the pipe drained (into the log file).
-                    let mut log = log;
-                    tokio::spawn(async move {
-                        while let Ok(Some(line)) = lines.next_line().await {
-                            let _ = writeln!(log, "{line}");
-                        }
-                    });
-                    Ok((child, pid, port))
-                }
+                Ok(Ok(Some(port))) => Ok((child, pid, port)),
                 other => {
                     let _ = child.start_kill();
                     bail!(
                         "ams did not report its address ({:?}); its log:\n{}",
                         other.err().map(|_| "timeout"),
-                        seen.join("\n")
+                        std::fs::read_to_string(&path).unwrap_or_default()
                     );
                 }
             }
