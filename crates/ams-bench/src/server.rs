@@ -672,10 +672,13 @@ impl Server {
             // back from the file.
             let path = dir.join("server.log");
             let log = open_log(&path)?;
+            // A restart appends to the same file: only what this start wrote counts.
+            let before = usize::try_from(log.metadata()?.len())?;
             let (mut child, pid) = spawn(env, &env.ams_bin, &args, None, &log, false)?;
             let found = tokio::time::timeout(Duration::from_secs(60), async {
                 loop {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let all = std::fs::read(&path).unwrap_or_default();
+                    let text = String::from_utf8_lossy(all.get(before..).unwrap_or_default());
                     if let Some(rest) = text.split("listening on http://").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
                         let port: u16 = addr.rsplit(':').next().unwrap_or_default().parse()?;
