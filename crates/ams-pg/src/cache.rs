@@ -14,6 +14,7 @@
 //! lock).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -102,6 +103,28 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
             map.clear();
         }
         map.insert(key, (value, Instant::now()));
+    }
+
+    /// The entry for `key`, else what `load` finds, stored unless the table
+    /// was cleared while it loaded. Only found records are stored.
+    pub(crate) async fn read_through<Q, E>(
+        &self,
+        key: &Q,
+        load: impl Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<V>, E>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(v) = self.get(key) {
+            return Ok(Some(v));
+        }
+        let epoch = self.epoch();
+        let found = load.await?;
+        if let Some(v) = &found {
+            self.put(epoch, key.to_owned(), v.clone());
+        }
+        Ok(found)
     }
 
     fn clear(&self) {

@@ -483,45 +483,31 @@ impl MetadataStore for PgMeta {
     }
 
     async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
-        let table = &self.cache.project_by_name;
-        if let Some(p) = table.get(name) {
-            return Ok(Some(p));
-        }
-        let epoch = table.epoch();
-        let found = self
-            .query_opt(
+        let load = async {
+            self.query_opt(
                 "read project",
                 "SELECT record FROM projects WHERE name = $1",
                 &[&name],
             )
             .await?
             .map(|row| project_from(&row))
-            .transpose()?;
-        if let Some(p) = &found {
-            table.put(epoch, p.name.clone(), p.clone());
-        }
-        Ok(found)
+            .transpose()
+        };
+        self.cache.project_by_name.read_through(name, load).await
     }
 
     async fn project_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<Project>> {
-        let table = &self.cache.project_by_uuid;
-        if let Some(p) = table.get(&uuid) {
-            return Ok(Some(p));
-        }
-        let epoch = table.epoch();
-        let found = self
-            .query_opt(
+        let load = async {
+            self.query_opt(
                 "read project",
                 "SELECT record FROM projects WHERE uuid = $1",
                 &[&uuid],
             )
             .await?
             .map(|row| project_from(&row))
-            .transpose()?;
-        if let Some(p) = &found {
-            table.put(epoch, p.uuid, p.clone());
-        }
-        Ok(found)
+            .transpose()
+        };
+        self.cache.project_by_uuid.read_through(&uuid, load).await
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
@@ -604,17 +590,10 @@ impl MetadataStore for PgMeta {
     }
 
     async fn topic(&self, project: Uuid, name: &str) -> StoreResult<Option<Topic>> {
-        let table = &self.cache.topics;
-        let key = (project, name.to_owned());
-        if let Some(t) = table.get(&key) {
-            return Ok(Some(t));
-        }
-        let epoch = table.epoch();
-        let found: Option<Topic> = self.get(project, name).await?;
-        if let Some(t) = &found {
-            table.put(epoch, key, t.clone());
-        }
-        Ok(found)
+        self.cache
+            .topics
+            .read_through(&(project, name.to_owned()), self.get(project, name))
+            .await
     }
 
     async fn list_topics(&self, project: Uuid, page: PageRequest) -> StoreResult<Page<Topic>> {
@@ -622,7 +601,7 @@ impl MetadataStore for PgMeta {
     }
 
     async fn delete_topic(&self, project: Uuid, name: &str) -> WriteResult<Topic> {
-        let result = async { self.delete(project, name).await }.await;
+        let result = self.delete(project, name).await;
         self.changed(&[Kind::Topics]).await?;
         result
     }
@@ -812,11 +791,9 @@ impl MetadataStore for PgMeta {
         topic: &str,
         schema: Option<Uuid>,
     ) -> WriteResult<()> {
-        let result = async {
-            self.set(project, topic, |t: &mut Topic| t.schema = schema)
-                .await
-        }
-        .await;
+        let result = self
+            .set(project, topic, |t: &mut Topic| t.schema = schema)
+            .await;
         self.changed(&[Kind::Topics]).await?;
         result
     }
@@ -989,7 +966,7 @@ impl MetadataStore for PgMeta {
     }
 
     async fn set_topic_acl(&self, project: Uuid, name: &str, acl: Vec<Uuid>) -> WriteResult<()> {
-        let result = async { self.set(project, name, |t: &mut Topic| t.acl = acl).await }.await;
+        let result = self.set(project, name, |t: &mut Topic| t.acl = acl).await;
         self.changed(&[Kind::Topics]).await?;
         result
     }
@@ -1028,16 +1005,10 @@ impl MetadataStore for PgMeta {
     }
 
     async fn user_by_token(&self, token: &str) -> StoreResult<Option<User>> {
-        let table = &self.cache.user_by_token;
-        if let Some(u) = table.get(token) {
-            return Ok(Some(u));
-        }
-        let epoch = table.epoch();
-        let found = self.user_where("token", &token).await?;
-        if let Some(u) = &found {
-            table.put(epoch, u.token.clone(), u.clone());
-        }
-        Ok(found)
+        self.cache
+            .user_by_token
+            .read_through(token, self.user_where("token", &token))
+            .await
     }
 
     async fn user_by_uuid(&self, uuid: Uuid) -> StoreResult<Option<User>> {
