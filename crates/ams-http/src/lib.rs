@@ -49,6 +49,10 @@ pub mod users;
 use error::Stage;
 use routes::{Match, Params};
 
+/// The `tracing` target of the access log, one line per request (the binary
+/// buffers these lines; a filter such as `ams_http::access=warn` drops them).
+pub const ACCESS_LOG_TARGET: &str = "ams_http::access";
+
 /// Where tokens are read from (contract §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthOption {
@@ -201,6 +205,7 @@ async fn handle(State(state): State<HttpState>, req: Request) -> Response {
         .request(route, method_label(&method), status, elapsed.as_secs_f64());
     // One line per request. The path is not logged: `?key=` would leak tokens.
     tracing::info!(
+        target: ACCESS_LOG_TARGET,
         method = %method,
         route,
         status,

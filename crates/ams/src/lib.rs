@@ -368,7 +368,8 @@ fn apply_retention(log: &SegmentLog, clock: &dyn Clock) {
 /// SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
-    telemetry::init(&config.log_level, config.log_format)?;
+    // Held to the end: dropping it writes the buffered access lines.
+    let _log = telemetry::init(&config.log_level, config.log_format)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -1,14 +1,48 @@
 //! Logging: `tracing` to stderr, text or JSON, filtered by the log level (or
 //! `RUST_LOG`). Tokens and payloads are never logged by our code.
+//!
+//! The access log (one line per request, target [`ACCESS_TARGET`]) is
+//! buffered when stderr is not a terminal, as nginx's `access_log … buffer=
+//! flush=` does: lines are written together at most [`FLUSH_EVERY`] after
+//! they were logged, or once [`BUFFER_BYTES`] have gathered, instead of one
+//! `write` per request on the request's path. Every other line (start-up,
+//! warnings, errors) is written at once, after the access lines before it,
+//! so the order of lines is kept. Ending the process normally, and a panic,
+//! flush the buffer; a `kill -9` loses at most the last [`FLUSH_EVERY`] of
+//! access lines.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
 
+use parking_lot::Mutex;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
+/// The access log's `tracing` target (ams-http logs each request there).
+pub const ACCESS_TARGET: &str = ams_http::ACCESS_LOG_TARGET;
+
+/// Buffered access lines are written at most this long after they were logged.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Buffered access lines are written once they fill this many bytes.
+pub const BUFFER_BYTES: usize = 64 << 10;
+
+/// Flushes the buffered access lines when dropped: hold it until the server
+/// has stopped.
+#[must_use = "the guard flushes the log when the server has stopped"]
+pub struct LogGuard(Arc<Sink>);
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
 /// Installs the global subscriber.
-pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+pub fn init(level: &str, format: LogFormat) -> anyhow::Result<LogGuard> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directive) if !directive.is_empty() => EnvFilter::try_new(directive)?,
         // The storage engine's own info lines are noise at our info level.
@@ -19,14 +53,248 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
         _ => EnvFilter::try_new(level)
             .map_err(|e| anyhow::anyhow!("configuration key `log_level`: {e}"))?,
     };
+    let terminal = io::stderr().is_terminal();
+    // A person at a terminal sees every line at once.
+    let sink = Arc::new(Sink::new(Box::new(io::stderr()), !terminal));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(SinkWriter(sink.clone()))
         // Colour codes only for a person at a terminal, not for files and pipes.
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(terminal);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
+    if !terminal {
+        start_flusher(&sink)?;
+        let panicking = sink.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            panicking.flush();
+            previous(info);
+        }));
+    }
+    Ok(LogGuard(sink))
+}
+
+/// A thread that writes buffered lines every [`FLUSH_EVERY`]; it holds the
+/// sink weakly and ends after it.
+fn start_flusher(sink: &Arc<Sink>) -> anyhow::Result<()> {
+    let weak = Arc::downgrade(sink);
+    std::thread::Builder::new()
+        .name("ams-log-flush".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(FLUSH_EVERY);
+                let Some(sink) = weak.upgrade() else { return };
+                sink.flush();
+            }
+        })
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("cannot start the log flusher: {e}"))
+}
+
+/// The log's output: a buffer of access lines and the stream they go to.
+struct Sink {
+    /// Access lines not yet written.
+    pending: Mutex<Vec<u8>>,
+    /// The stream; its lock orders writes, so that a line written directly
+    /// never overtakes access lines logged before it.
+    out: Mutex<Box<dyn Write + Send>>,
+    /// Whether access lines are buffered.
+    buffering: bool,
+}
+
+impl Sink {
+    fn new(out: Box<dyn Write + Send>, buffering: bool) -> Self {
+        Self {
+            pending: Mutex::new(Vec::new()),
+            out: Mutex::new(out),
+            buffering,
+        }
+    }
+
+    /// Adds an access line; writes the buffer once it is full.
+    fn buffer(&self, line: &[u8]) {
+        let full = {
+            let mut pending = self.pending.lock();
+            pending.extend_from_slice(line);
+            pending.len() >= BUFFER_BYTES
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Writes a line at once, after the access lines buffered before it.
+    fn direct(&self, line: &[u8]) -> io::Result<()> {
+        let mut out = self.out.lock();
+        let pending = std::mem::take(&mut *self.pending.lock());
+        // A log line that cannot be written has nowhere to be reported.
+        let _ = out.write_all(&pending);
+        out.write_all(line)
+    }
+
+    /// Writes the buffered access lines.
+    fn flush(&self) {
+        let mut out = self.out.lock();
+        let pending = std::mem::take(&mut *self.pending.lock());
+        if !pending.is_empty() {
+            let _ = out.write_all(&pending);
+        }
+        let _ = out.flush();
+    }
+}
+
+/// `tracing`'s view of the sink: access lines are buffered, others direct.
+#[derive(Clone)]
+struct SinkWriter(Arc<Sink>);
+
+/// One line's writer.
+struct LineWriter<'a> {
+    sink: &'a Sink,
+    buffered: bool,
+}
+
+impl<'a> MakeWriter<'a> for SinkWriter {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            sink: &self.0,
+            buffered: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        LineWriter {
+            sink: &self.0,
+            buffered: self.0.buffering && meta.target() == ACCESS_TARGET,
+        }
+    }
+}
+
+impl Write for LineWriter<'_> {
+    // tracing's fmt layer formats a whole line, then hands it over in one
+    // `write_all`, so a call is a line (or, for a huge line, part of one).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.buffered {
+            self.sink.buffer(buf);
+        } else {
+            self.sink.direct(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output that keeps what was written.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        /// The messages written, in order (the text after the last `: `).
+        fn messages(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().clone())
+                .unwrap()
+                .lines()
+                .map(|l| l.rsplit(": ").next().unwrap().to_owned())
+                .collect()
+        }
+    }
+
+    /// Runs `f` with a subscriber writing to a fresh sink.
+    fn logging(buffering: bool, f: impl FnOnce(&Arc<Sink>, &Captured)) -> Captured {
+        let out = Captured::default();
+        let sink = Arc::new(Sink::new(Box::new(out.clone()), buffering));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(SinkWriter(sink.clone()))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || f(&sink, &out));
+        out
+    }
+
+    #[test]
+    fn access_lines_wait_for_a_flush_and_other_lines_keep_their_place() {
+        logging(true, |sink, out| {
+            tracing::info!(target: ACCESS_TARGET, "GET 1");
+            tracing::info!(target: ACCESS_TARGET, "GET 2");
+            assert!(out.messages().is_empty(), "access lines are buffered");
+            tracing::info!("listening");
+            assert_eq!(out.messages(), ["GET 1", "GET 2", "listening"]);
+            tracing::info!(target: ACCESS_TARGET, "GET 3");
+            assert_eq!(out.messages().len(), 3);
+            sink.flush();
+            assert_eq!(out.messages(), ["GET 1", "GET 2", "listening", "GET 3"]);
+        });
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_without_waiting() {
+        let long = "x".repeat(1000);
+        logging(true, |_, out| {
+            let written = || out.0.lock().len();
+            let mut lines = 0;
+            while written() == 0 && lines < 1000 {
+                tracing::info!(target: ACCESS_TARGET, "{long}");
+                lines += 1;
+            }
+            // Written by the line that filled the buffer, not before.
+            assert!(written() >= BUFFER_BYTES, "{} bytes", written());
+            assert!(written() < BUFFER_BYTES + 1100, "{} bytes", written());
+            assert_eq!(out.messages().len(), lines);
+        });
+    }
+
+    #[test]
+    fn at_a_terminal_every_line_is_written_at_once() {
+        let out = logging(false, |_, _| tracing::info!(target: ACCESS_TARGET, "GET 1"));
+        assert_eq!(out.messages(), ["GET 1"]);
+    }
+
+    #[test]
+    fn dropping_the_guard_flushes() {
+        let out = logging(true, |sink, _| {
+            tracing::info!(target: ACCESS_TARGET, "GET 1");
+            drop(LogGuard(sink.clone()));
+        });
+        assert_eq!(out.messages(), ["GET 1"]);
+    }
+
+    #[test]
+    fn the_flusher_writes_buffered_lines_by_itself() {
+        let out = logging(true, |sink, _| {
+            start_flusher(sink).unwrap();
+            tracing::info!(target: ACCESS_TARGET, "GET 1");
+            // Waits for the flusher thread's write (an event, not a duration).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while still_pending(sink) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        assert_eq!(out.messages(), ["GET 1"]);
+    }
+
+    fn still_pending(sink: &Sink) -> bool {
+        !sink.pending.lock().is_empty()
+    }
 }

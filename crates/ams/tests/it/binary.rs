@@ -177,3 +177,77 @@ async fn environment_overrides_the_file_and_flags_override_the_environment() {
     let port = listening_port(&["--port", "0"], &[("AMS_PORT", "1")], "{}").await;
     assert_ne!(port, 1);
 }
+
+/// The access log: a line per request, never the token (not even one sent as
+/// `?key=`), written by the flusher while the server runs (stderr is a pipe
+/// here, so the lines are buffered) and at shutdown for the last requests.
+#[tokio::test]
+async fn every_request_gets_an_access_line_while_running_and_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ams"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--service-token",
+            "S3CR3T",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut port = None;
+    while port.is_none() {
+        let line = err.next_line().await.unwrap().expect("server exited");
+        port = line
+            .split("listening on http://127.0.0.1:")
+            .nth(1)
+            .map(|rest| rest.split_whitespace().next().unwrap().to_owned());
+        seen.push(line);
+    }
+    let base = format!("http://127.0.0.1:{}", port.unwrap());
+    let get = |id: &'static str| {
+        http_client()
+            .get(format!("{base}/v1/projects?key=S3CR3T"))
+            .header("x-request-id", id)
+            .send()
+    };
+    assert_eq!(get("while-running").await.unwrap().status(), 200);
+    // The flusher writes the line with no further request or shutdown.
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(line) = err.next_line().await.unwrap() {
+            seen.push(line);
+            if seen.last().unwrap().contains("while-running") {
+                return;
+            }
+        }
+        panic!("server exited");
+    })
+    .await;
+    assert!(found.is_ok(), "no access line within 10 s: {seen:#?}");
+    assert_eq!(get("at-shutdown").await.unwrap().status(), 200);
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    while let Some(line) = err.next_line().await.unwrap() {
+        seen.push(line);
+    }
+    assert!(child.wait().await.unwrap().success());
+    let access: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("ams_http::access"))
+        .collect();
+    assert_eq!(access.len(), 2, "{seen:#?}");
+    assert!(access[0].contains("while-running") && access[0].contains("status=200"));
+    assert!(access[1].contains("at-shutdown"), "{seen:#?}");
+    assert!(seen.iter().all(|l| !l.contains("S3CR3T")), "{seen:#?}");
+}
