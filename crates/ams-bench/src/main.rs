@@ -247,8 +247,8 @@ async fn run(args: Args) -> Result<i32> {
                 }
             }
             if wants("W3") {
-                for &k in &order {
-                    cell!(k, format!("W3 {}", tier.name()), bench.w3(k, tier));
+                for (k, r) in bench.w3(&order, tier).await {
+                    cell!(k, format!("W3 {}", tier.name()), async { r });
                 }
             }
             if wants("W4") {

@@ -36,8 +36,18 @@ pub struct Plan {
     pub w2_time: Duration,
     /// W3 offered rate (messages per second).
     pub w3_rate: u64,
-    /// W3 time.
+    /// W3 warm-up of each system at the offered rate, not recorded
+    /// (connections open, caches and files warm, as in W1).
+    pub w3_warmup: Duration,
+    /// W3 measured time of each system, in turns of `w3_slice`.
     pub w3_time: Duration,
+    /// W3 turn length: the systems take turns so that a slow spell of the
+    /// machine (a VM's host) falls on all of them alike.
+    pub w3_slice: Duration,
+    /// The start of each turn, paced but not recorded: the system coming back
+    /// after the others' turns meets caches they have filled, a transient
+    /// of the turn-taking itself that a steady run does not have.
+    pub w3_lead_in: Duration,
     /// W4 messages published (each delivered to every subscription).
     pub w4_messages: u64,
     /// W4 subscriptions.
@@ -61,7 +71,10 @@ impl Plan {
             w1_time: Duration::from_secs(2),
             w2_time: Duration::from_secs(3),
             w3_rate: 1000,
-            w3_time: Duration::from_secs(5),
+            w3_warmup: Duration::from_secs(1),
+            w3_time: Duration::from_secs(10),
+            w3_slice: Duration::from_secs(1),
+            w3_lead_in: Duration::from_millis(50),
             w4_messages: 20_000,
             w4_subs: 10,
             fill: 1_000_000,
@@ -76,7 +89,10 @@ impl Plan {
             w1_warmup: Duration::from_millis(50),
             w1_time: Duration::from_millis(250),
             w2_time: Duration::from_millis(400),
+            w3_warmup: Duration::from_millis(100),
             w3_time: Duration::from_millis(500),
+            w3_slice: Duration::from_millis(250),
+            w3_lead_in: Duration::from_millis(10),
             w4_messages: 1_000,
             fill: 5_000,
             w7_load: Duration::from_millis(300),
@@ -472,34 +488,111 @@ impl Bench {
     }
 
     /// W3: open loop at a fixed rate, one message per publish; latency is
-    /// measured from each message's intended send time (coordinated omission).
-    pub async fn w3(&self, kind: Kind, tier: Tier) -> Result<Sample> {
-        let (server, conn) = self.start_cell(kind, tier).await?;
-        let r = self.w3_inner(conn).await;
-        let mut s = Sample::new("W3", kind.name(), tier.name(), SIZE, 1);
-        s.rss_bytes = server.rss().map(|r| r.0);
-        self.end_cell(server).await;
-        let (rate, lat, errors) = r?;
-        s.msgs_per_s = Some(rate);
-        s.p50_ms = lat.quantile_ms(0.5);
-        s.p99_ms = lat.quantile_ms(0.99);
-        s.notes.push(format!(
-            "open loop {} msgs/s offered; publish->ack latency from intended send time; \
-             p90 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            self.plan.w3_rate,
-            lat.quantile_ms(0.9).unwrap_or(0.0),
-            lat.quantile_ms(0.999).unwrap_or(0.0),
-            lat.quantile_ms(1.0).unwrap_or(0.0),
-        ));
-        if errors > 0 {
-            s.notes.push(format!("{errors} publishes failed"));
+    /// measured from each message's intended send time (coordinated
+    /// omission). Every system's server runs for the whole workload and the
+    /// systems take turns of `w3_slice` (the order rotating each round), so
+    /// that the machine's slow spells, which on a VM last from milliseconds to
+    /// minutes, do not fall on one system's measurement only. Each system is
+    /// warmed up first, unrecorded.
+    pub async fn w3(&self, kinds: &[Kind], tier: Tier) -> Vec<(Kind, Result<Sample>)> {
+        struct Cell {
+            kind: Kind,
+            server: Server,
+            conn: Arc<dyn Conn>,
+            lat: Latency,
+            errors: u64,
+            elapsed: f64,
+            failed: Option<anyhow::Error>,
         }
-        Ok(s)
+        let mut out = Vec::new();
+        let mut cells = Vec::new();
+        for &kind in kinds {
+            match self.start_cell(kind, tier).await {
+                Ok((server, conn)) => cells.push(Cell {
+                    kind,
+                    server,
+                    conn,
+                    lat: Latency::new(),
+                    errors: 0,
+                    elapsed: 0.0,
+                    failed: None,
+                }),
+                Err(e) => out.push((kind, Err(e))),
+            }
+        }
+        let rate = self.plan.w3_rate.max(1);
+        let sends = |d: Duration| ((rate as f64 * d.as_secs_f64()) as u64).max(1);
+        for c in &mut cells {
+            if let Err(e) = self.w3_turn(&c.conn, 0, sends(self.plan.w3_warmup)).await {
+                c.failed = Some(e.context("W3 warm-up"));
+            }
+        }
+        let slice = self.plan.w3_slice.min(self.plan.w3_time);
+        let rounds = (self.plan.w3_time.as_secs_f64() / slice.as_secs_f64()).ceil() as usize;
+        for round in 0..rounds {
+            let n = cells.len().max(1);
+            for j in 0..n {
+                let Some(c) = cells.get_mut((round + j) % n) else {
+                    continue;
+                };
+                if c.failed.is_some() {
+                    continue;
+                }
+                let lead_in = sends(self.plan.w3_lead_in.min(slice / 2));
+                match self.w3_turn(&c.conn, lead_in, sends(slice)).await {
+                    Ok((elapsed, lat, errors)) => {
+                        c.lat.merge(&lat);
+                        c.errors += errors;
+                        c.elapsed += elapsed;
+                    }
+                    Err(e) => c.failed = Some(e),
+                }
+            }
+        }
+        for c in cells {
+            let mut s = Sample::new("W3", c.kind.name(), tier.name(), SIZE, 1);
+            s.rss_bytes = c.server.rss().map(|r| r.0);
+            self.end_cell(c.server).await;
+            if let Some(e) = c.failed {
+                out.push((c.kind, Err(e)));
+                continue;
+            }
+            let lat = c.lat;
+            s.msgs_per_s = (c.elapsed > 0.0).then(|| lat.count() as f64 / c.elapsed);
+            s.p50_ms = lat.quantile_ms(0.5);
+            s.p99_ms = lat.quantile_ms(0.99);
+            s.notes.push(format!(
+                "open loop {rate} msgs/s offered, {:.1} s measured in turns of {:.2} s with \
+                 the other systems, each turn's first {} ms and a {:.1} s warm-up not recorded; \
+                 publish->ack latency from intended send time; p90 {:.2} ms, p99.9 {:.2} ms, \
+                 max {:.2} ms",
+                self.plan.w3_time.as_secs_f64(),
+                slice.as_secs_f64(),
+                self.plan.w3_lead_in.min(slice / 2).as_millis(),
+                self.plan.w3_warmup.as_secs_f64(),
+                lat.quantile_ms(0.9).unwrap_or(0.0),
+                lat.quantile_ms(0.999).unwrap_or(0.0),
+                lat.quantile_ms(1.0).unwrap_or(0.0),
+            ));
+            if c.errors > 0 {
+                s.notes.push(format!("{} publishes failed", c.errors));
+            }
+            out.push((c.kind, Ok(s)));
+        }
+        out
     }
 
-    async fn w3_inner(&self, conn: Arc<dyn Conn>) -> Result<(f64, Latency, u64)> {
+    /// One W3 turn: `lead_in` and then `n` publishes paced at the offered
+    /// rate; returns the time from the first recorded send's intended time to
+    /// the last answer, the latencies of the recorded ones and the failed
+    /// publishes.
+    async fn w3_turn(
+        &self,
+        conn: &Arc<dyn Conn>,
+        lead_in: u64,
+        n: u64,
+    ) -> Result<(f64, Latency, u64)> {
         let rate = self.plan.w3_rate.max(1);
-        let n = (rate as f64 * self.plan.w3_time.as_secs_f64()) as u64;
         let batches: Arc<Vec<Prepared>> = Arc::new(
             (0..64)
                 .map(|j| conn.prepare(&self.batch(j, 1, SIZE, false)))
@@ -509,6 +602,8 @@ impl Bench {
         let errors = Arc::new(AtomicU64::new(0));
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let start = Instant::now() + Duration::from_millis(20);
+        let recorded_from = start + interval * lead_in as u32;
+        let n = lead_in + n;
         // tokio's timer has millisecond granularity, which would add up to a
         // millisecond of scheduling lateness to every sample and hide the
         // systems' differences; a thread sleeping on the OS's high-resolution
@@ -533,6 +628,7 @@ impl Bench {
                 let r = conn.publish(&batches[i as usize % batches.len()]).await;
                 let done = Instant::now();
                 match r {
+                    Ok(_) if i < lead_in => {}
                     Ok(_) => lat.lock().expect("lock").record(done - intended),
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -544,7 +640,7 @@ impl Bench {
         pacer
             .join()
             .map_err(|_| anyhow!("the W3 pacer thread panicked"))?;
-        let mut last = start;
+        let mut last = recorded_from;
         let joined = tokio::time::timeout(Duration::from_secs(120), async {
             while let Some(r) = tasks.join_next().await {
                 last = last.max(r?);
@@ -554,9 +650,8 @@ impl Bench {
         .await;
         joined.map_err(|_| anyhow!("W3 publishes did not finish within 120 s"))??;
         let lat = std::mem::take(&mut *lat.lock().expect("lock"));
-        let elapsed = (last - start).as_secs_f64();
         Ok((
-            lat.count() as f64 / elapsed,
+            (last - recorded_from).as_secs_f64(),
             lat,
             errors.load(Ordering::Relaxed),
         ))
