@@ -73,8 +73,10 @@ impl Plan {
             w3_rate: 1000,
             w3_warmup: Duration::from_secs(1),
             w3_time: Duration::from_secs(10),
-            w3_slice: Duration::from_secs(1),
-            w3_lead_in: Duration::from_millis(50),
+            // Short turns: a slow spell of the host (often a second or so)
+            // then spreads over every system's turns.
+            w3_slice: Duration::from_millis(250),
+            w3_lead_in: Duration::from_millis(25),
             w4_messages: 20_000,
             w4_subs: 10,
             fill: 1_000_000,
@@ -91,7 +93,7 @@ impl Plan {
             w2_time: Duration::from_millis(400),
             w3_warmup: Duration::from_millis(100),
             w3_time: Duration::from_millis(500),
-            w3_slice: Duration::from_millis(250),
+            w3_slice: Duration::from_millis(100),
             w3_lead_in: Duration::from_millis(10),
             w4_messages: 1_000,
             fill: 5_000,
