@@ -64,6 +64,14 @@ async fn start_without_token(data: &std::path::Path) -> String {
             break;
         }
     }
+    terminate(&child).await;
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "graceful shutdown on SIGTERM");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Sends SIGTERM (graceful shutdown) to a started server.
+async fn terminate(child: &tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -71,9 +79,6 @@ async fn start_without_token(data: &std::path::Path) -> String {
         .await
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().await.unwrap();
-    assert!(out.status.success(), "graceful shutdown on SIGTERM");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn read_token(data: &std::path::Path) -> String {
@@ -231,13 +236,7 @@ async fn every_request_gets_an_access_line_while_running_and_at_shutdown() {
     .await;
     assert!(found.is_ok(), "no access line within 10 s: {seen:#?}");
     assert_eq!(get("at-shutdown").await.unwrap().status(), 200);
-    let pid = child.id().unwrap().to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    terminate(&child).await;
     while let Some(line) = err.next_line().await.unwrap() {
         seen.push(line);
     }
