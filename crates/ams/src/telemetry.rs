@@ -71,7 +71,7 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<LogGuard> {
         let panicking = sink.clone();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            panicking.flush();
+            panicking.flush_unless_busy();
             previous(info);
         }));
     }
@@ -134,6 +134,19 @@ impl Sink {
         // A log line that cannot be written has nowhere to be reported.
         let _ = out.write_all(&pending);
         out.write_all(line)
+    }
+
+    /// [`Sink::flush`], unless a write is under way (the panicking thread
+    /// may be the one holding the locks: waiting would hang the panic).
+    fn flush_unless_busy(&self) {
+        let Some(mut out) = self.out.try_lock() else {
+            return;
+        };
+        let Some(mut pending) = self.pending.try_lock() else {
+            return;
+        };
+        let _ = out.write_all(&std::mem::take(&mut *pending));
+        let _ = out.flush();
     }
 
     /// Writes the buffered access lines.
@@ -269,6 +282,19 @@ mod tests {
     fn at_a_terminal_every_line_is_written_at_once() {
         let out = logging(false, |_, _| tracing::info!(target: ACCESS_TARGET, "GET 1"));
         assert_eq!(out.messages(), ["GET 1"]);
+    }
+
+    #[test]
+    fn a_panic_flushes_unless_a_write_is_under_way() {
+        logging(true, |sink, out| {
+            tracing::info!(target: ACCESS_TARGET, "GET 1");
+            let held = sink.pending.lock();
+            sink.flush_unless_busy();
+            drop(held);
+            assert!(out.messages().is_empty());
+            sink.flush_unless_busy();
+            assert_eq!(out.messages(), ["GET 1"]);
+        });
     }
 
     #[test]
