@@ -530,9 +530,10 @@ impl Bench {
             }
         }
         let slice = self.plan.w3_slice.min(self.plan.w3_time);
+        let lead_in = self.plan.w3_lead_in.min(slice / 2);
         let rounds = (self.plan.w3_time.as_secs_f64() / slice.as_secs_f64()).ceil() as usize;
+        let n = cells.len().max(1);
         for round in 0..rounds {
-            let n = cells.len().max(1);
             for j in 0..n {
                 let Some(c) = cells.get_mut((round + j) % n) else {
                     continue;
@@ -540,8 +541,7 @@ impl Bench {
                 if c.failed.is_some() {
                     continue;
                 }
-                let lead_in = sends(self.plan.w3_lead_in.min(slice / 2));
-                match self.w3_turn(&c.conn, lead_in, sends(slice)).await {
+                match self.w3_turn(&c.conn, sends(lead_in), sends(slice)).await {
                     Ok((elapsed, lat, errors)) => {
                         c.lat.merge(&lat);
                         c.errors += errors;
@@ -570,7 +570,7 @@ impl Bench {
                  max {:.2} ms",
                 self.plan.w3_time.as_secs_f64(),
                 slice.as_secs_f64(),
-                self.plan.w3_lead_in.min(slice / 2).as_millis(),
+                lead_in.as_millis(),
                 self.plan.w3_warmup.as_secs_f64(),
                 lat.quantile_ms(0.9).unwrap_or(0.0),
                 lat.quantile_ms(0.999).unwrap_or(0.0),

@@ -131,32 +131,36 @@ impl Sink {
     fn direct(&self, line: &[u8]) -> io::Result<()> {
         let mut out = self.out.lock();
         let pending = std::mem::take(&mut *self.pending.lock());
-        // A log line that cannot be written has nowhere to be reported.
-        let _ = out.write_all(&pending);
+        write_out(&mut out, &pending);
         out.write_all(line)
     }
 
     /// [`Sink::flush`], unless a write is under way (the panicking thread
     /// may be the one holding the locks: waiting would hang the panic).
     fn flush_unless_busy(&self) {
-        let Some(mut out) = self.out.try_lock() else {
-            return;
-        };
-        let Some(mut pending) = self.pending.try_lock() else {
-            return;
-        };
-        let _ = out.write_all(&std::mem::take(&mut *pending));
-        let _ = out.flush();
+        if let Some(mut out) = self.out.try_lock()
+            && let Some(pending) = self.pending.try_lock().map(|mut p| std::mem::take(&mut *p))
+        {
+            write_out(&mut out, &pending);
+            let _ = out.flush();
+        }
     }
 
     /// Writes the buffered access lines.
     fn flush(&self) {
         let mut out = self.out.lock();
         let pending = std::mem::take(&mut *self.pending.lock());
-        if !pending.is_empty() {
-            let _ = out.write_all(&pending);
-        }
+        write_out(&mut out, &pending);
         let _ = out.flush();
+    }
+}
+
+/// Writes taken access lines; the caller holds the stream's lock, the buffer's
+/// is already released so that requests can log meanwhile.
+fn write_out(out: &mut Box<dyn Write + Send>, pending: &[u8]) {
+    // A log line that cannot be written has nowhere to be reported.
+    if !pending.is_empty() {
+        let _ = out.write_all(pending);
     }
 }
 
