@@ -4,6 +4,7 @@
 //! that matches with the wrong method yields 405 unless a later route matches
 //! fully, and no match at all is 404.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -158,7 +159,14 @@ pub enum Match {
 /// The compiled table.
 pub struct Router {
     entries: Vec<(Method, Vec<Segment>, Route, Handler)>,
+    /// Indexes into `entries` by segment count, in table order: a path is
+    /// only tried against the patterns of its length (first match still wins,
+    /// as patterns of other lengths cannot match it).
+    by_len: Vec<Vec<usize>>,
 }
+
+/// Most `/`-separated segments of any pattern in [`table`].
+const MAX_SEGMENTS: usize = 12;
 
 #[derive(Debug)]
 enum Segment {
@@ -170,23 +178,41 @@ enum Segment {
 impl Router {
     /// Compiles [`table`].
     pub fn new() -> Self {
-        let entries = table()
+        let entries: Vec<_> = table()
             .into_iter()
             .map(|e| (e.method, compile(e.pattern), e.route, e.handler))
             .collect();
-        Self { entries }
+        let mut by_len = vec![Vec::new(); MAX_SEGMENTS + 1];
+        for (i, (_, segments, _, _)) in entries.iter().enumerate() {
+            assert!(segments.len() <= MAX_SEGMENTS, "raise MAX_SEGMENTS");
+            by_len[segments.len()].push(i);
+        }
+        Self { entries, by_len }
     }
 
     /// Matches a decoded path.
     pub fn find(&self, method: &Method, path: &str) -> Match {
-        let parts: Vec<&str> = path.split('/').collect();
-        let mut wrong_method = false;
-        for (m, segments, route, handler) in &self.entries {
-            let Some(params) = match_path(segments, &parts) else {
-                continue;
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut n = 0;
+        for part in path.split('/') {
+            // Longer than every pattern: nothing can match.
+            let Some(slot) = parts.get_mut(n) else {
+                return Match::NotFound;
             };
+            *slot = part;
+            n += 1;
+        }
+        let parts = &parts[..n];
+        let mut wrong_method = false;
+        for &i in &self.by_len[n] {
+            let (m, segments, route, handler) = &self.entries[i];
+            if !matches_path(segments, parts) {
+                continue;
+            }
+            // Variables are captured only for the route that answers: the
+            // plain routes of a resource match its `:verb` paths too.
             if m == method {
-                return Match::Found(*route, *handler, params);
+                return Match::Found(*route, *handler, capture(segments, parts));
             }
             wrong_method = true;
         }
@@ -226,36 +252,59 @@ fn compile(pattern: &'static str) -> Vec<Segment> {
         .collect()
 }
 
-fn match_path(segments: &[Segment], parts: &[&str]) -> Option<Params> {
-    if segments.len() != parts.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (seg, part) in segments.iter().zip(parts) {
-        match seg {
-            Segment::Literal(lit) => {
-                if lit != part {
-                    return None;
-                }
-            }
-            Segment::Var(name) => {
-                if part.is_empty() {
-                    return None;
-                }
-                params.push((*name, (*part).to_owned()));
-            }
-            Segment::VarVerb(name, verb) => {
-                let var = part.strip_suffix(verb).filter(|v| !v.is_empty())?;
-                params.push((*name, var.to_owned()));
-            }
+/// Whether `parts` (a path split at `/`) match `segments`.
+fn matches_path(segments: &[Segment], parts: &[&str]) -> bool {
+    segments.len() == parts.len()
+        && segments
+            .iter()
+            .zip(parts)
+            .all(|(seg, part)| seg.value(part).is_some())
+}
+
+/// The variables of `parts`, which match `segments`.
+fn capture(segments: &[Segment], parts: &[&str]) -> Params {
+    Params(
+        segments
+            .iter()
+            .zip(parts)
+            .filter_map(|(seg, part)| Some((seg.name()?, seg.value(part)?.to_owned())))
+            .collect(),
+    )
+}
+
+impl Segment {
+    /// What this segment captures of `part`, `""` for a literal; `None` when
+    /// `part` does not match.
+    fn value<'a>(&self, part: &'a str) -> Option<&'a str> {
+        match self {
+            Segment::Literal(lit) => (lit == &part).then_some(""),
+            Segment::Var(_) => (!part.is_empty()).then_some(part),
+            Segment::VarVerb(_, verb) => part.strip_suffix(verb).filter(|v| !v.is_empty()),
         }
     }
-    Some(Params(params))
+
+    /// The variable's name; `None` for a literal.
+    fn name(&self) -> Option<&'static str> {
+        match self {
+            Segment::Literal(_) => None,
+            Segment::Var(name) | Segment::VarVerb(name, _) => Some(name),
+        }
+    }
 }
 
 /// The cleaned form of a path (`//`, `.` and `..` resolved, trailing slash
-/// kept), as Go's router computes it before redirecting with 301.
-pub fn clean_path(path: &str) -> String {
+/// kept), as Go's router computes it before redirecting with 301. Borrowed
+/// when the path is clean already, as nearly every request's is.
+pub fn clean_path(path: &str) -> Cow<'_, str> {
+    if is_clean(path) {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(cleaned(path))
+    }
+}
+
+/// [`clean_path`]'s work.
+fn cleaned(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
@@ -271,6 +320,19 @@ pub fn clean_path(path: &str) -> String {
         cleaned.push('/');
     }
     cleaned
+}
+
+/// Whether [`clean_path`] would return `path` unchanged: rooted, and no
+/// empty, `.` or `..` segment (but for one trailing slash).
+fn is_clean(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.split('/').all(|s| !matches!(s, "" | "." | ".."))
 }
 
 #[cfg(test)]
@@ -317,6 +379,7 @@ mod tests {
         is(Method::GET, "/v1/projects/", "404");
         is(Method::GET, "/v1/nothing", "404");
         is(Method::GET, "/v1/projects/P/topics/", "404");
+        is(Method::GET, &"/v1".repeat(MAX_SEGMENTS + 1), "404");
     }
 
     #[test]
@@ -331,5 +394,33 @@ mod tests {
         assert_eq!(clean_path("/v1/./projects/"), "/v1/projects/");
         assert_eq!(clean_path("/v1/x/../projects"), "/v1/projects");
         assert_eq!(clean_path("/v1/projects"), "/v1/projects");
+        assert!(matches!(clean_path("/v1/projects"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn clean_paths_are_recognised_without_cleaning() {
+        for p in [
+            "",
+            "/",
+            "//",
+            "/a",
+            "/a/",
+            "/a//",
+            "/a/b",
+            "/a/./b",
+            "/a/../b",
+            "/.",
+            "/..",
+            "/a/.",
+            "/a/..",
+            "/a/.b",
+            "/a/..b/",
+            "a/b",
+            "/v1/projects/P/topics/t:publish",
+        ] {
+            let slow = cleaned(p);
+            assert_eq!(is_clean(p), slow == p, "{p:?}");
+            assert_eq!(clean_path(p), slow, "{p:?}");
+        }
     }
 }

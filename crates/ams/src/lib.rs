@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum_server::accept::NoDelayAcceptor;
 
 use ams_core::{Ams, Clock, MessageLog, MetadataStore, Settings, SystemClock};
 use ams_store::{EmbeddedMeta, LogOptions, Retention, SegmentLog};
@@ -143,7 +144,10 @@ impl Application {
         let service = app.into_make_service();
         let server = match &config.tls {
             None => {
-                let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+                // No Nagle delay on answers (axum::serve does the same).
+                let server = axum_server::from_tcp(listener)?
+                    .acceptor(NoDelayAcceptor::new())
+                    .handle(handle.clone());
                 tokio::spawn(server.serve(service))
             }
             Some((cert, key)) => {
@@ -156,8 +160,9 @@ impl Application {
                             key.display()
                         )
                     })?;
-                let server =
-                    axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+                let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?
+                    .map(|tls| tls.acceptor(NoDelayAcceptor::new()))
+                    .handle(handle.clone());
                 tokio::spawn(server.serve(service))
             }
         };

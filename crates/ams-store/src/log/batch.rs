@@ -15,14 +15,20 @@ pub(crate) const HEADER_LEN: usize = 32;
 /// The CRC covers the batch from this position to its end.
 const CRC_START: usize = 12;
 
+/// Batches up to this size are checksummed whole by the writer: combining
+/// two CRCs costs about as much as hashing this many bytes.
+const HASH_IN_WRITER_MAX: usize = 16 << 10;
+
 /// A batch encoded by the appending task: header space (zeroed) followed by
-/// the messages, plus the CRC state of the message bytes, so that the writer
-/// only has to fill the header in and combine the checksums.
+/// the messages, plus, for a large batch, the CRC state of the message bytes,
+/// so that the single writer only has to fill the header in and combine the
+/// checksums.
 pub(crate) struct EncodedBatch {
     /// The whole batch; the header is filled in by [`finish_header`].
     pub(crate) buf: Vec<u8>,
-    /// CRC32 state over `buf[HEADER_LEN..]`.
-    pub(crate) body_crc: Hasher,
+    /// CRC32 state over `buf[HEADER_LEN..]`; `None` for a batch of at most
+    /// [`HASH_IN_WRITER_MAX`] bytes, which the writer hashes whole.
+    pub(crate) body_crc: Option<Hasher>,
     /// Number of messages.
     pub(crate) count: u32,
 }
@@ -62,8 +68,11 @@ pub(crate) fn encode(messages: &[NewMessage]) -> Result<EncodedBatch, String> {
         }
         put_str(&mut buf, &m.data);
     }
-    let mut body_crc = Hasher::new();
-    body_crc.update(&buf[HEADER_LEN..]);
+    let body_crc = (buf.len() > HASH_IN_WRITER_MAX).then(|| {
+        let mut crc = Hasher::new();
+        crc.update(&buf[HEADER_LEN..]);
+        crc
+    });
     Ok(EncodedBatch {
         buf,
         body_crc,
@@ -82,10 +91,16 @@ pub(crate) fn finish_header(batch: &mut EncodedBatch, base_offset: u64, time_ns:
     h[12..20].copy_from_slice(&base_offset.to_le_bytes());
     h[20..24].copy_from_slice(&batch.count.to_le_bytes());
     h[24..32].copy_from_slice(&time_ns.to_le_bytes());
-    let mut crc = Hasher::new();
-    crc.update(&h[CRC_START..HEADER_LEN]);
-    crc.combine(&batch.body_crc);
-    h[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
+    let crc = match &batch.body_crc {
+        Some(body_crc) => {
+            let mut crc = Hasher::new();
+            crc.update(&h[CRC_START..HEADER_LEN]);
+            crc.combine(body_crc);
+            crc.finalize()
+        }
+        None => crc32fast::hash(&batch.buf[CRC_START..]),
+    };
+    batch.buf[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A parsed batch header.
@@ -328,6 +343,23 @@ mod tests {
         assert_eq!(decoded[0].0, msgs[0].attributes);
         assert_eq!(decoded[0].1, "hello");
         assert_eq!(decoded[1], (vec![], String::new()));
+    }
+
+    #[test]
+    fn small_and_large_batches_get_the_same_checksum() {
+        for size in [
+            10,
+            HASH_IN_WRITER_MAX - 100,
+            HASH_IN_WRITER_MAX + 100,
+            1 << 20,
+        ] {
+            let data = "x".repeat(size);
+            let mut b = encode(&[msg(&data, &[("k", "v")])]).unwrap();
+            assert_eq!(b.body_crc.is_some(), b.buf.len() > HASH_IN_WRITER_MAX);
+            finish_header(&mut b, 7, 9);
+            let (h, _) = verify_deep(&b.buf).unwrap();
+            assert_eq!(h.crc, crc32fast::hash(&b.buf[CRC_START..]), "size {size}");
+        }
     }
 
     #[test]

@@ -119,6 +119,12 @@ async fn every_answer_carries_a_request_id() {
     let r = app.get("/v1/projects").await;
     let id = r.header("x-request-id").unwrap().to_owned();
     assert_eq!(id.len(), 16);
+    assert!(
+        id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "{id}"
+    );
+    let again = app.get("/v1/projects").await;
+    assert_ne!(again.header("x-request-id").unwrap(), id);
     let r = app
         .client
         .get(format!("{}/v1/nope", app.base))
