@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use ams_core::Ams;
 use ams_core::auth::{Context, Route};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -101,14 +101,43 @@ struct Inner {
 #[derive(Clone)]
 pub struct HttpState(Arc<Inner>);
 
-/// Builds the axum application.
-pub fn app(ams: Ams, settings: HttpSettings) -> axum::Router {
-    let state = HttpState(Arc::new(Inner {
+/// The HTTP application: a tower service that answers every request through
+/// [`handle`]. Served to hyper directly rather than behind an `axum::Router`:
+/// our own route table does all the routing, and the router's dispatch and
+/// boxing cost about 2% of a small publish's CPU time.
+#[derive(Clone)]
+pub struct App(HttpState);
+
+/// Builds the application.
+pub fn app(ams: Ams, settings: HttpSettings) -> App {
+    App(HttpState(Arc::new(Inner {
         ams,
         router: routes::Router::new(),
         settings,
-    }));
-    axum::Router::new().fallback(handle).with_state(state)
+    })))
+}
+
+impl<B> tower::Service<http::Request<B>> for App
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move { Ok(handle(state, req.map(axum::body::Body::new)).await) })
+    }
 }
 
 /// The query string's parameters (first value wins, as Go's `Query().Get`).
@@ -172,7 +201,7 @@ impl Call {
 /// What a handler returns.
 pub type Handled = Result<Response, ams_core::Error>;
 
-async fn handle(State(state): State<HttpState>, req: Request) -> Response {
+async fn handle(state: HttpState, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let request_id = request_id(req.headers());

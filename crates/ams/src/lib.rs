@@ -141,10 +141,10 @@ impl Application {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let handle = axum_server::Handle::new();
-        let service = app.into_make_service();
+        let service = tower::make::Shared::new(app);
         let server = match &config.tls {
             None => {
-                // No Nagle delay on answers (axum::serve does the same).
+                // No Nagle delay on answers (as axum::serve sets it).
                 let server = axum_server::from_tcp(listener)?
                     .acceptor(NoDelayAcceptor::new())
                     .handle(handle.clone());
