@@ -97,24 +97,20 @@ struct Inner {
     settings: HttpSettings,
 }
 
-/// Shared state of the HTTP adapter.
-#[derive(Clone)]
-pub struct HttpState(Arc<Inner>);
-
 /// The HTTP application: a tower service that answers every request through
 /// [`handle`]. Served to hyper directly rather than behind an `axum::Router`:
 /// our own route table does all the routing, and the router's dispatch and
 /// boxing cost about 2% of a small publish's CPU time.
 #[derive(Clone)]
-pub struct App(HttpState);
+pub struct App(Arc<Inner>);
 
 /// Builds the application.
 pub fn app(ams: Ams, settings: HttpSettings) -> App {
-    App(HttpState(Arc::new(Inner {
+    App(Arc::new(Inner {
         ams,
         router: routes::Router::new(),
         settings,
-    })))
+    }))
 }
 
 impl<B> tower::Service<http::Request<B>> for App
@@ -135,8 +131,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let state = self.0.clone();
-        Box::pin(async move { Ok(handle(state, req.map(axum::body::Body::new)).await) })
+        let inner = self.0.clone();
+        Box::pin(async move { Ok(handle(&inner, req.map(axum::body::Body::new)).await) })
     }
 }
 
@@ -201,17 +197,17 @@ impl Call {
 /// What a handler returns.
 pub type Handled = Result<Response, ams_core::Error>;
 
-async fn handle(state: HttpState, req: Request) -> Response {
+async fn handle(inner: &Inner, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let request_id = request_id(req.headers());
     let (mut response, route) = if method == Method::GET && req.uri().path() == "/metrics" {
-        (metrics::scrape(&state.0, req.headers()).await, None)
+        (metrics::scrape(inner, req.headers()).await, None)
     } else {
         match cors::decide(&method, req.headers()) {
             cors::Decision::Answer(resp) => (resp, None),
             cors::Decision::Route { cors } => {
-                let (mut resp, route) = route_request(&state, req).await;
+                let (mut resp, route) = route_request(inner, req).await;
                 if cors {
                     resp.headers_mut().insert(
                         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -228,8 +224,7 @@ async fn handle(state: HttpState, req: Request) -> Response {
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let route = route.map_or("-", Route::name);
-    state
-        .0
+    inner
         .ams
         .metrics()
         .request(route, method_label(&method), status, elapsed.as_secs_f64());
@@ -295,8 +290,7 @@ fn new_request_id() -> String {
         .collect()
 }
 
-async fn route_request(state: &HttpState, req: Request) -> (Response, Option<Route>) {
-    let inner = &state.0;
+async fn route_request(inner: &Inner, req: Request) -> (Response, Option<Route>) {
     // Borrowed from the request unless the path has escapes to decode.
     let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
     if let Cow::Owned(cleaned) = routes::clean_path(&path) {
