@@ -5,10 +5,12 @@
 //! indexes are missing or inconsistent is it rebuilt by a scan. The tail segment
 //! is scanned from its last index point that designates a valid batch; the scan
 //! validates every batch, rebuilds the index points the (unsynced) tail index
-//! lacks and truncates the file at the first torn or corrupt batch.
+//! lacks and truncates the file at the first torn or corrupt batch, but keeps
+//! a tail of zeros (the writer's runway, see `Writer::extend_runway`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -245,16 +247,24 @@ fn recover_tail(
         &mut entries,
         last_entry_pos,
     )?;
+    // Zeros after the data are the writer's runway (or a crash after the
+    // size grew but before the data landed): kept, as they are, for appends
+    // to overwrite. Anything else is a torn or corrupt batch.
+    let mut kept_len = scan.valid_len;
     if scan.valid_len < file_len {
-        warn!(
-            segment = %path.display(),
-            valid = scan.valid_len,
-            len = file_len,
-            "truncating a torn or corrupt tail"
-        );
-        file.set_len(scan.valid_len)?;
-        if cfg.fsync() {
-            file.sync_data()?;
+        if all_zero(&file, scan.valid_len, file_len)? {
+            kept_len = file_len;
+        } else {
+            warn!(
+                segment = %path.display(),
+                valid = scan.valid_len,
+                len = file_len,
+                "truncating a torn or corrupt tail"
+            );
+            file.set_len(scan.valid_len)?;
+            if cfg.fsync() {
+                file.sync_data()?;
+            }
         }
     }
     // Rewrite the tail's index files if they differ from what was rebuilt.
@@ -276,6 +286,21 @@ fn recover_tail(
         max_ms,
         entries,
     ));
-    let active = Active::recovered(seg.clone(), file, scan.last_entry_pos);
+    let active = Active::recovered(seg.clone(), file, scan.last_entry_pos, kept_len);
     Ok((seg, active, scan.last_time_ns))
+}
+
+/// Whether the bytes of `file` in `from..to` are all zero.
+fn all_zero(file: &File, from: u64, to: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; (to - from).min(64 << 10) as usize];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], pos)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ams_core::storage::{LogBounds, LogRef, MessageLog, NewMessage, StoredMessage};
 use uuid::Uuid;
 
+use super::writer::{RUNWAY_GROUP_MAX, RUNWAY_LOW};
 use super::{Durability, LogOptions, Retention, SegmentLog};
 
 fn lref() -> LogRef {
@@ -61,6 +62,16 @@ fn segment_files(dir: &Path, r: &LogRef, ext: &str) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// Where the batches in a segment file end (a zero-filled runway may follow).
+fn data_end(path: &Path) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    let mut pos = 0usize;
+    while let Ok(h) = super::batch::parse_header(&bytes[pos..]) {
+        pos += h.len as usize;
+    }
+    pos as u64
 }
 
 /// Appends `n` single-message batches `m0..` with times `t0 + i ms`.
@@ -371,7 +382,12 @@ async fn torn_tail(damage: Damage) {
         .write(true)
         .open(&path)
         .unwrap();
-    let len = f.metadata().unwrap().len();
+    // Tier fsync keeps a zero-filled runway past the data: damage the data.
+    let len = data_end(&path);
+    assert!(
+        f.metadata().unwrap().len() > len,
+        "a runway follows the data"
+    );
     let survivors = match damage {
         Damage::Garbage => {
             f.write_all_at(&[0xA7, 1, 0, 0, 9, 9, 9, 9, 1, 2, 3], len)
@@ -903,4 +919,105 @@ async fn ids(log: &SegmentLog) -> Vec<Uuid> {
         .into_iter()
         .map(|l| l.id)
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fsync_tier_keeps_a_zero_runway_that_restarts_keep_and_rolls_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = lref();
+    let seg = 3u64 << 20;
+    let o = opts(Durability::Fsync, seg);
+    // Each append is a group small enough to extend the runway.
+    let body = |i: usize| format!("{i:05}{}", "x".repeat(RUNWAY_GROUP_MAX / 2));
+    let file_len = |p: &Path| fs::metadata(p).unwrap().len();
+    {
+        let log = open(tmp.path(), o);
+        log.append(&r, vec![msg(&body(0))], 0).await.unwrap();
+        // The runway is written after the first group's answer, before the
+        // writer takes the second group.
+        log.append(&r, vec![msg(&body(1))], 1).await.unwrap();
+        let tail = segment_files(tmp.path(), &r, "log").pop().unwrap();
+        let end = data_end(&tail);
+        assert!(
+            file_len(&tail) >= end + RUNWAY_LOW,
+            "a small group leaves a runway"
+        );
+        for i in 2..500 {
+            log.append(&r, vec![msg(&body(i))], i as i64).await.unwrap();
+        }
+    }
+    let logs = segment_files(tmp.path(), &r, "log");
+    assert!(logs.len() >= 2, "rolled: {logs:?}");
+    let (tail, sealed) = logs.split_last().unwrap();
+    for p in sealed {
+        assert_eq!(file_len(p), data_end(p), "a sealed segment has no runway");
+    }
+    for p in &logs {
+        assert!(
+            file_len(p) < seg + (32 << 10),
+            "the runway stays inside the segment size"
+        );
+    }
+    let (tail_len, tail_end) = (file_len(tail), data_end(tail));
+    assert!(tail_len > tail_end);
+
+    let log = open(tmp.path(), o);
+    let all = read_all(&log, &r).await;
+    assert_eq!(all.len(), 500);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, m)| m.offset == i as u64 && m.data == body(i))
+    );
+    assert_eq!(file_len(tail), tail_len, "recovery keeps the runway");
+    let a = log.append(&r, vec![msg("after")], 0).await.unwrap();
+    assert_eq!(a.first_offset, 500);
+    assert!(
+        data_end(tail) > tail_end,
+        "the append landed after the data, in the runway"
+    );
+    assert!(file_len(tail) >= tail_len);
+    drop(log);
+    let log = open(tmp.path(), o);
+    assert_eq!(read_all(&log, &r).await.last().unwrap().data, "after");
+    drop(log);
+
+    // Reopened with a smaller segment size (and tier write), the next append
+    // rolls a tail whose runway then goes past its data: the roll cuts it.
+    let small = opts(Durability::Write, 512 << 10);
+    let log = open(tmp.path(), small);
+    let a = log.append(&r, vec![msg("rolled")], 0).await.unwrap();
+    assert_eq!(a.first_offset, 501);
+    assert_eq!(
+        file_len(tail),
+        data_end(tail),
+        "the sealed tail lost its runway"
+    );
+    drop(log);
+    let log = open(tmp.path(), small);
+    let all = read_all(&log, &r).await;
+    assert_eq!(all.len(), 502);
+    assert_eq!(all[500].data, "after");
+    assert_eq!(all[501].data, "rolled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_runway_for_large_groups_or_the_write_tier() {
+    for (durability, data) in [
+        (Durability::Fsync, "y".repeat(RUNWAY_GROUP_MAX * 2)),
+        (Durability::Write, "small".to_string()),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = lref();
+        let log = open(tmp.path(), opts(durability, 64 << 20));
+        for i in 0..3 {
+            log.append(&r, vec![msg(&data)], i).await.unwrap();
+        }
+        let tail = segment_files(tmp.path(), &r, "log").pop().unwrap();
+        assert_eq!(
+            fs::metadata(&tail).unwrap().len(),
+            data_end(&tail),
+            "{durability:?}"
+        );
+    }
 }
