@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::batch::{self, HEADER_LEN};
 use super::index::{self, IndexEntry};
@@ -253,6 +253,12 @@ fn recover_tail(
     let mut kept_len = scan.valid_len;
     if scan.valid_len < file_len {
         if all_zero(&file, scan.valid_len, file_len)? {
+            debug!(
+                segment = %path.display(),
+                valid = scan.valid_len,
+                len = file_len,
+                "keeping the zeros after the tail's data"
+            );
             kept_len = file_len;
         } else {
             warn!(

@@ -406,8 +406,10 @@ async fn torn_tail(damage: Damage) {
             50
         }
         Damage::ZeroTail => {
-            // A crash after the size grew but before the data landed.
-            f.write_all_at(&vec![0; 4096], len).unwrap();
+            // A crash after the size grew but before the data landed: zeros
+            // past the end of the file (the runway's are there already).
+            let file_len = f.metadata().unwrap().len();
+            f.write_all_at(&vec![0; 4096], file_len).unwrap();
             52
         }
     };
@@ -921,8 +923,10 @@ async fn ids(log: &SegmentLog) -> Vec<Uuid> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn fsync_tier_keeps_a_zero_runway_that_restarts_keep_and_rolls_cut() {
+/// Tier fsync leaves a runway of zeros after the tail's data; recovery keeps
+/// it; reopened (in `reopen`) with a smaller segment size, the next append
+/// rolls that tail, and the roll must cut the runway before sealing it.
+async fn runway_kept_then_cut(reopen: Durability) {
     let tmp = tempfile::tempdir().unwrap();
     let r = lref();
     let seg = 3u64 << 20;
@@ -937,24 +941,21 @@ async fn fsync_tier_keeps_a_zero_runway_that_restarts_keep_and_rolls_cut() {
         // writer takes the second group.
         log.append(&r, vec![msg(&body(1))], 1).await.unwrap();
         let tail = segment_files(tmp.path(), &r, "log").pop().unwrap();
-        let end = data_end(&tail);
         assert!(
-            file_len(&tail) >= end + RUNWAY_LOW,
+            file_len(&tail) >= data_end(&tail) + RUNWAY_LOW,
             "a small group leaves a runway"
         );
         for i in 2..500 {
             log.append(&r, vec![msg(&body(i))], i as i64).await.unwrap();
         }
+        log.close().await;
     }
     let logs = segment_files(tmp.path(), &r, "log");
     assert!(logs.len() >= 2, "rolled: {logs:?}");
-    let (tail, sealed) = logs.split_last().unwrap();
-    for p in sealed {
-        assert_eq!(file_len(p), data_end(p), "a sealed segment has no runway");
-    }
+    let tail = logs.last().unwrap();
     for p in &logs {
         assert!(
-            file_len(p) < seg + (32 << 10),
+            file_len(p) < seg + RUNWAY_GROUP_MAX as u64,
             "the runway stays inside the segment size"
         );
     }
@@ -972,22 +973,20 @@ async fn fsync_tier_keeps_a_zero_runway_that_restarts_keep_and_rolls_cut() {
     assert_eq!(file_len(tail), tail_len, "recovery keeps the runway");
     let a = log.append(&r, vec![msg("after")], 0).await.unwrap();
     assert_eq!(a.first_offset, 500);
+    log.close().await;
     assert!(
         data_end(tail) > tail_end,
         "the append landed after the data, in the runway"
     );
     assert!(file_len(tail) >= tail_len);
     drop(log);
-    let log = open(tmp.path(), o);
-    assert_eq!(read_all(&log, &r).await.last().unwrap().data, "after");
-    drop(log);
 
-    // Reopened with a smaller segment size (and tier write), the next append
-    // rolls a tail whose runway then goes past its data: the roll cuts it.
-    let small = opts(Durability::Write, 512 << 10);
+    let small = opts(reopen, 512 << 10);
     let log = open(tmp.path(), small);
+    assert_eq!(read_all(&log, &r).await.last().unwrap().data, "after");
     let a = log.append(&r, vec![msg("rolled")], 0).await.unwrap();
     assert_eq!(a.first_offset, 501);
+    log.close().await;
     assert_eq!(
         file_len(tail),
         data_end(tail),
@@ -999,6 +998,16 @@ async fn fsync_tier_keeps_a_zero_runway_that_restarts_keep_and_rolls_cut() {
     assert_eq!(all.len(), 502);
     assert_eq!(all[500].data, "after");
     assert_eq!(all[501].data, "rolled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runway_kept_by_recovery_and_cut_by_a_roll_in_tier_fsync() {
+    runway_kept_then_cut(Durability::Fsync).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runway_kept_by_recovery_and_cut_by_a_roll_in_tier_write() {
+    runway_kept_then_cut(Durability::Write).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

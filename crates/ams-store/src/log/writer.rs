@@ -366,7 +366,11 @@ impl Writer {
             Ok(()) => a.zeroed = to,
             Err(e) => {
                 // Zeros past the data are harmless (recovery keeps them,
-                // a roll cuts them); only the speed-up is lost.
+                // a roll cuts them); only the speed-up is lost. Unlike a
+                // failed sync of data, a failed sync here is not fatal: every
+                // acknowledged byte was synced before, and appends that later
+                // overwrite these pages dirty them again, so their own sync
+                // reports any new write-back error.
                 warn!(log = %self.shared.id, error = %e,
                     "could not extend a segment's zero-filled runway; appends continue without it");
                 a.runway_failed = true;
@@ -519,6 +523,19 @@ impl Writer {
         let Some(mut a) = self.active.take() else {
             return Ok(());
         };
+        if let Err(f) = self.seal(&mut a) {
+            // Still the active segment: a non-fatal failure rolls it back
+            // to its published state (see `commit`).
+            self.active = Some(a);
+            return Err(f);
+        }
+        self.sealed.push(a);
+        self.start_segment()
+    }
+
+    /// Makes `a` a sealed segment: runway cut, data synced (tier fsync),
+    /// index points written, seal entry written, indexes synced (tier fsync).
+    fn seal(&mut self, a: &mut Active) -> Result<(), Failure> {
         let fsync = self.cfg.fsync();
         // Start-up trusts a sealed segment's file length: a runway left past
         // its data is cut (and the cut synced) before the next segment exists.
@@ -560,8 +577,7 @@ impl Writer {
         }
         a.idx = None;
         a.tix = None;
-        self.sealed.push(a);
-        self.start_segment()
+        Ok(())
     }
 
     /// Creates the segment starting at `next_offset` (and the log directory).
