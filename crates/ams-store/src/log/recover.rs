@@ -10,7 +10,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -298,15 +297,15 @@ fn recover_tail(
 
 /// Whether the bytes of `file` in `from..to` are all zero.
 fn all_zero(file: &File, from: u64, to: u64) -> io::Result<bool> {
-    let mut buf = vec![0u8; (to - from).min(64 << 10) as usize];
+    let mut reader = ChunkReader::new(file, to, 64 << 10);
     let mut pos = from;
     while pos < to {
-        let n = (to - pos).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], pos)?;
-        if buf[..n].iter().any(|&b| b != 0) {
+        // Never empty before the limit: the rest of a chunk.
+        let bytes = reader.bytes_at(pos, 1)?;
+        if bytes.iter().any(|&b| b != 0) {
             return Ok(false);
         }
-        pos += n as u64;
+        pos += bytes.len() as u64;
     }
     Ok(true)
 }

@@ -544,14 +544,15 @@ impl Writer {
             .metadata()
             .map_err(io_fail("sealing a segment"))?
             .len();
-        if file_len > a.len {
+        let cut = file_len > a.len;
+        if cut {
             a.file
                 .set_len(a.len)
                 .map_err(io_fail("sealing a segment"))?;
             self.dirty = true;
         }
         a.zeroed = a.len;
-        if (fsync || file_len > a.len) && self.dirty {
+        if (fsync || cut) && self.dirty {
             let started = std::time::Instant::now();
             a.file
                 .sync_data()
