@@ -291,8 +291,14 @@ fn new_request_id() -> String {
 }
 
 async fn route_request(inner: &Inner, req: Request) -> (Response, Option<Route>) {
-    // Borrowed from the request unless the path has escapes to decode.
-    let path = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy();
+    // Borrowed from the request unless the path has escapes to decode (the
+    // check alone is far cheaper than the decoder's pass).
+    let raw = req.uri().path();
+    let path = if raw.contains('%') {
+        percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
+    } else {
+        Cow::Borrowed(raw)
+    };
     if let Cow::Owned(cleaned) = routes::clean_path(&path) {
         // Re-encode, as Go does: a decoded `%3F` must not turn into a query.
         let cleaned = percent_encoding::utf8_percent_encode(&cleaned, PATH_ENCODE).to_string();

@@ -17,6 +17,11 @@ pub fn indented<T: Serialize>(value: &T) -> Response {
     json(value, Layout::Indent3)
 }
 
+/// 200 with a JSON body rendered by the caller.
+pub fn rendered(body: Vec<u8>) -> Response {
+    bytes(body)
+}
+
 /// 200 with an empty body.
 pub fn empty() -> Response {
     bytes(Vec::new())

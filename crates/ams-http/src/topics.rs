@@ -44,7 +44,7 @@ pub async fn delete(call: Call) -> Handled {
 pub async fn publish(call: Call) -> Handled {
     let body = ams_types::wire::Publish::decode(&call.body);
     let ids = call.ams.publish(&call.ctx, topic(&call), body).await?;
-    Ok(respond::indented(&ids))
+    Ok(respond::rendered(ids.to_indented_json()))
 }
 
 /// `GET …/topics/{topic}/subscriptions` (compact).

@@ -674,6 +674,40 @@ pub struct PublishResponse {
     pub message_ids: Vec<String>,
 }
 
+impl PublishResponse {
+    /// The answer in the 3-space indented layout, exactly as
+    /// [`crate::json::to_vec`] renders it. Written directly when every id is
+    /// plain digits (always, for ids the server assigns): the general
+    /// serializer's per-character escaping costs more than the rest of a
+    /// small publish's answer.
+    pub fn to_indented_json(&self) -> Vec<u8> {
+        let plain = self
+            .message_ids
+            .iter()
+            .all(|id| id.bytes().all(|b| b.is_ascii_digit()));
+        if !plain {
+            return crate::json::to_vec(self, crate::json::Layout::Indent3);
+        }
+        if self.message_ids.is_empty() {
+            return b"{\n   \"messageIds\": []\n}".to_vec();
+        }
+        let digits: usize = self.message_ids.iter().map(String::len).sum();
+        let mut out = Vec::with_capacity(32 + digits + 10 * self.message_ids.len());
+        out.extend_from_slice(b"{\n   \"messageIds\": [");
+        for (i, id) in self.message_ids.iter().enumerate() {
+            out.extend_from_slice(if i == 0 {
+                b"\n      \""
+            } else {
+                b",\n      \""
+            });
+            out.extend_from_slice(id.as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"\n   ]\n}");
+        out
+    }
+}
+
 /// A message as pulled.
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -992,6 +1026,26 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
     use crate::json::{Layout, to_vec};
+
+    #[test]
+    fn publish_response_written_directly_is_the_serializers_layout() {
+        for ids in [
+            vec![],
+            vec!["0"],
+            vec!["7", "8", "1234567890123"],
+            // Not digits: rendered by the serializer (escaping included).
+            vec!["a<b", "\"q\""],
+        ] {
+            let r = PublishResponse {
+                message_ids: ids.iter().map(|s| s.to_string()).collect(),
+            };
+            assert_eq!(
+                String::from_utf8(r.to_indented_json()).unwrap(),
+                String::from_utf8(to_vec(&r, Layout::Indent3)).unwrap(),
+                "{ids:?}"
+            );
+        }
+    }
 
     #[test]
     fn pull_subscription_renders_the_full_zero_push_config() {

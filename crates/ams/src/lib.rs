@@ -378,6 +378,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    let runtime = tokio::runtime::Handle::current();
+    tracing::info!(
+        flavor = ?runtime.runtime_flavor(),
+        workers = runtime.metrics().num_workers(),
+        "runtime"
+    );
     // Signal handlers go in before the server listens, so that a SIGTERM sent as
     // soon as the address is logged already means "shut down gracefully".
     let shutdown = shutdown_signal()?;

@@ -250,3 +250,107 @@ async fn every_request_gets_an_access_line_while_running_and_at_shutdown() {
     assert!(access[1].contains("at-shutdown"), "{seen:#?}");
     assert!(seen.iter().all(|l| !l.contains("S3CR3T")), "{seen:#?}");
 }
+
+/// Pinned to one core, the server runs its single-threaded runtime (it says
+/// so at start-up) and serves the whole message flow with blocking work on
+/// the blocking pool (tier fsync commits and reads there), then shuts down
+/// gracefully.
+#[tokio::test]
+async fn on_one_core_the_single_threaded_runtime_serves_the_message_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_ams")])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--service-token",
+            "S3CR3T",
+            "--durability",
+            "fsync",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("taskset (util-linux) runs");
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut port = None;
+    while port.is_none() {
+        let line = err.next_line().await.unwrap().expect("server exited");
+        port = line
+            .split("listening on http://127.0.0.1:")
+            .nth(1)
+            .map(|rest| rest.split_whitespace().next().unwrap().to_owned());
+        seen.push(line);
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("runtime")
+            && l.contains("CurrentThread")
+            && l.contains("workers=1")),
+        "{seen:#?}"
+    );
+    let base = format!("http://127.0.0.1:{}/v1/projects/P", port.unwrap());
+    let client = http_client();
+    let call = |method: reqwest::Method, path: &str, body: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("x-api-key", "S3CR3T")
+            .body(body.to_owned())
+            .send()
+    };
+    use reqwest::Method;
+    for (method, path, body) in [
+        (Method::POST, "", "{}"),
+        (Method::PUT, "/topics/t", "{}"),
+        (
+            Method::PUT,
+            "/subscriptions/s",
+            r#"{"topic":"projects/P/topics/t"}"#,
+        ),
+    ] {
+        let resp = call(method, path, body).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}: {}", resp.text().await.unwrap());
+    }
+    let published: serde_json::Value = call(
+        Method::POST,
+        "/topics/t:publish",
+        r#"{"messages":[{"data":"YQ=="},{"data":"Yg=="},{"data":"Yw=="}]}"#,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(published["messageIds"], serde_json::json!(["0", "1", "2"]));
+    let pull = || {
+        call(
+            Method::POST,
+            "/subscriptions/s:pull",
+            r#"{"maxMessages":"10","returnImmediately":"true"}"#,
+        )
+    };
+    let pulled: serde_json::Value = pull().await.unwrap().json().await.unwrap();
+    let received = pulled["receivedMessages"].as_array().unwrap();
+    let data: Vec<&str> = received
+        .iter()
+        .map(|m| m["message"]["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(data, ["YQ==", "Yg==", "Yw=="]);
+    let last_ack = received[2]["ackId"].as_str().unwrap();
+    let acked = call(
+        Method::POST,
+        "/subscriptions/s:acknowledge",
+        &format!(r#"{{"ackIds":["{last_ack}"]}}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(acked.status(), 200);
+    let again: serde_json::Value = pull().await.unwrap().json().await.unwrap();
+    assert_eq!(again["receivedMessages"], serde_json::json!([]));
+    terminate(&child).await;
+    assert!(child.wait().await.unwrap().success());
+}
