@@ -36,22 +36,6 @@ fn return_freed_memory() {
     drop(spawned);
 }
 
-/// The server's runtime: work-stealing over every core it may use, or a
-/// single-threaded scheduler when that is one core (pinned with `taskset`, a
-/// one-CPU container), where work-stealing has nobody to steal from and its
-/// bookkeeping costs about 5% of a small publish's instructions (callgrind,
-/// ARCHITECTURE.md "Runtime"). Blocking work goes to the blocking pool either
-/// way.
-fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-    let mut builder = if one_core {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder.enable_all().build()
-}
-
 /// A messaging service compatible with the ARGO Messaging Service v1 API,
 /// and its command-line client.
 #[derive(Parser)]
@@ -85,7 +69,9 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => {
             return_freed_memory();
-            let outcome = server_runtime()
+            let outcome = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|runtime| runtime.block_on(ams::serve(*args)));
             match outcome {
