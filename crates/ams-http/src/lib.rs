@@ -54,6 +54,17 @@ use routes::{Match, Params};
 /// buffers these lines; a filter such as `ams_http::access=warn` drops them).
 pub const ACCESS_LOG_TARGET: &str = "ams_http::access";
 
+/// The fields of an access line (`message` is `request`); the binary writes
+/// lines with exactly these fields by a shortcut, others the general way.
+pub const ACCESS_LOG_FIELDS: [&str; 6] = [
+    "message",
+    "method",
+    "route",
+    "status",
+    "latency_us",
+    "request_id",
+];
+
 /// Where tokens are read from (contract §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthOption {

@@ -116,10 +116,16 @@ where
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        if meta.target() != ACCESS_TARGET
-            || writer.has_ansi_escapes()
-            || ctx.event_scope().is_some()
-        {
+        // Only ams-http's access lines: their values are a message, strings
+        // and numbers, never errors or `log.*` metadata, which the general
+        // formatter treats specially.
+        let ours = meta.target() == ACCESS_TARGET
+            && meta.fields().len() == ams_http::ACCESS_LOG_FIELDS.len()
+            && meta
+                .fields()
+                .iter()
+                .all(|f| ams_http::ACCESS_LOG_FIELDS.contains(&f.name()));
+        if !ours || writer.has_ansi_escapes() || ctx.event_scope().is_some() {
             return self.full.format_event(ctx, writer, event);
         }
         // As `Format<Full>` lays a line out without colours.
@@ -134,8 +140,10 @@ where
             tracing::Level::ERROR => "ERROR",
         };
         write!(writer, " {level} {}: ", meta.target())?;
+        let sanitize = writer.sanitizes_ansi_escapes();
         let mut fields = PlainFields {
             writer: &mut writer,
+            sanitize,
             first: true,
             result: Ok(()),
         };
@@ -145,11 +153,14 @@ where
     }
 }
 
-/// Writes an event's fields as tracing's default visitor does without
-/// colours: the message first as is, then ` name=value` with `value`'s
-/// `Debug` form (so strings are quoted, `%`-fields are their `Display`).
+/// Writes an access line's fields as tracing's default visitor does without
+/// colours: the message first, as is but with terminal control characters
+/// escaped (unless the subscriber was told not to), then ` name=value` with
+/// `value`'s `Debug` form (so strings are quoted, `%`-fields are their
+/// `Display`).
 struct PlainFields<'a, 'w> {
     writer: &'a mut Writer<'w>,
+    sanitize: bool,
     first: bool,
     result: std::fmt::Result,
 }
@@ -172,13 +183,33 @@ impl Visit for PlainFields<'_, '_> {
         }
         let name = field.name();
         self.result = self.result.and_then(|()| match name {
+            "message" if self.sanitize => {
+                std::fmt::Write::write_fmt(&mut Escaping(self.writer), format_args!("{value:?}"))
+            }
             "message" => write!(self.writer, "{value:?}"),
-            _ => write!(
-                self.writer,
-                "{}={value:?}",
-                name.strip_prefix("r#").unwrap_or(name)
-            ),
+            _ => write!(self.writer, "{name}={value:?}"),
         });
+    }
+}
+
+/// Passes text on with terminal control characters escaped, as
+/// tracing-subscriber escapes messages (against injected escape sequences).
+struct Escaping<'a, 'w>(&'a mut Writer<'w>);
+
+impl std::fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for ch in s.chars() {
+            match ch {
+                '\x1b' => self.0.write_str("\\x1b")?,
+                '\x07' => self.0.write_str("\\x07")?,
+                '\x08' => self.0.write_str("\\x08")?,
+                '\x0c' => self.0.write_str("\\x0c")?,
+                '\x7f' => self.0.write_str("\\x7f")?,
+                '\u{80}'..='\u{9f}' => write!(self.0, "\\u{{{:x}}}", ch as u32)?,
+                _ => self.0.write_char(ch)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -396,7 +427,28 @@ mod tests {
             request_id = %"66f215d8de940d20",
             "request"
         );
+        // The access fields with odd values: the shortcut writes these too.
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = %"GET",
+            route = "a \"b\" \u{1b}[31m",
+            status = 404u16,
+            latency_us = 0u64,
+            request_id = %"x\u{85}y",
+            "esc \u{1b}[31m bel \u{7} c1 \u{85} \u{80} \u{9f} del \u{7f} \"q\" é"
+        );
+        // Other fields: the general formatter's.
         tracing::info!(target: ACCESS_TARGET, r#type = "a \"b\"", ok = true, n = -4i64, "x {} y", 5);
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = %"GET",
+            route = "r",
+            status = 500u16,
+            latency_us = 1u64,
+            request_id = %"i",
+            log.file = "x.rs",
+            "request"
+        );
         tracing::warn!(target: ACCESS_TARGET, "no fields");
         tracing::info!(target: ACCESS_TARGET, f = 1.5f64);
         tracing::info!(other = "not an access line", "elsewhere");
@@ -416,7 +468,9 @@ mod tests {
             ),
             "{fast}"
         );
-        assert_eq!(fast.lines().count(), 6, "{fast}");
+        assert_eq!(fast.lines().count(), 8, "{fast}");
+        // Escaped as the general formatter escapes messages, not values.
+        assert!(fast.contains(r"esc \x1b[31m bel \x07 c1 \u{85}"), "{fast}");
     }
 
     #[test]
