@@ -166,7 +166,6 @@ pub struct Router {
 }
 
 /// The patterns of one length, by the verb of their last segment.
-#[derive(Clone, Default)]
 struct Shapes {
     /// For each verb (`:publish`), the patterns ending in that verb or in no
     /// verb, in table order.
@@ -177,6 +176,27 @@ struct Shapes {
 }
 
 impl Shapes {
+    /// Indexes `bucket`, the patterns of one length in table order.
+    fn new(entries: &[(Method, Vec<Segment>, Route, Handler)], bucket: &[usize]) -> Self {
+        let verb = |i: usize| match entries[i].1.last() {
+            Some(Segment::VarVerb(_, verb)) => Some(*verb),
+            _ => None,
+        };
+        let having = |keep: &dyn Fn(Option<&str>) -> bool| -> Vec<usize> {
+            bucket.iter().copied().filter(|&i| keep(verb(i))).collect()
+        };
+        let mut verbs: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for v in bucket.iter().filter_map(|&i| verb(i)) {
+            if !verbs.iter().any(|(seen, _)| *seen == v) {
+                verbs.push((v, having(&|w| w.is_none_or(|w| w == v))));
+            }
+        }
+        Self {
+            verbs,
+            plain: having(&|w| w.is_none()),
+        }
+    }
+
     /// The candidates of a path whose last segment is `last`. A pattern's
     /// verb starts with its only `:`, so a segment can end with one verb at
     /// most: the part from its last `:`.
@@ -207,33 +227,12 @@ impl Router {
             .into_iter()
             .map(|e| (e.method, compile(e.pattern), e.route, e.handler))
             .collect();
-        let mut by_len = vec![Shapes::default(); MAX_SEGMENTS + 1];
+        let mut buckets = vec![Vec::new(); MAX_SEGMENTS + 1];
         for (i, (_, segments, _, _)) in entries.iter().enumerate() {
             assert!(segments.len() <= MAX_SEGMENTS, "raise MAX_SEGMENTS");
-            let shapes = &mut by_len[segments.len()];
-            match segments.last() {
-                Some(Segment::VarVerb(_, verb)) => {
-                    assert!(
-                        verb.rfind(':') == Some(0),
-                        "a verb has one `:`, its first character"
-                    );
-                    if !shapes.verbs.iter().any(|(v, _)| v == verb) {
-                        shapes.verbs.push((verb, shapes.plain.clone()));
-                    }
-                    for (v, list) in &mut shapes.verbs {
-                        if v == verb {
-                            list.push(i);
-                        }
-                    }
-                }
-                _ => {
-                    shapes.plain.push(i);
-                    for (_, list) in &mut shapes.verbs {
-                        list.push(i);
-                    }
-                }
-            }
+            buckets[segments.len()].push(i);
         }
+        let by_len = buckets.iter().map(|b| Shapes::new(&entries, b)).collect();
         Self { entries, by_len }
     }
 
@@ -292,6 +291,11 @@ fn compile(pattern: &'static str) -> Vec<Segment> {
                 if verb.is_empty() {
                     Segment::Var(name)
                 } else {
+                    // What `Shapes::candidates` relies on.
+                    assert!(
+                        verb.rfind(':') == Some(0),
+                        "a verb has one `:`, its first character"
+                    );
                     Segment::VarVerb(name, verb)
                 }
             }
