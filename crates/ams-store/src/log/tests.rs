@@ -218,8 +218,30 @@ async fn reads_across_segments() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_appends_are_dense_and_contiguous() {
+    concurrent_appends(Durability::Fsync, 16 << 10).await;
+}
+
+/// In tier write, small appends commit through the parked writer while
+/// large ones start the writer task, which parks the writer again once
+/// drained: the two paths interleave here.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_appends_are_dense_and_contiguous_in_tier_write() {
+    concurrent_appends(Durability::Write, 4 << 20).await;
+}
+
+/// The data of message `k` of caller `t`'s `j`th append: every seventh
+/// append is larger than a commit on the spot takes.
+fn concurrent_data(t: usize, j: usize, k: usize) -> String {
+    let mut data = format!("{t}/{j}/{k}");
+    if (t + j).is_multiple_of(7) {
+        data.push_str(&"x".repeat(300 << 10));
+    }
+    data
+}
+
+async fn concurrent_appends(durability: Durability, segment_bytes: u64) {
     let tmp = tempfile::tempdir().unwrap();
-    let log = open(tmp.path(), opts(Durability::Fsync, 16 << 10));
+    let log = open(tmp.path(), opts(durability, segment_bytes));
     let r = lref();
     let mut tasks = Vec::new();
     for t in 0..32 {
@@ -229,7 +251,8 @@ async fn concurrent_appends_are_dense_and_contiguous() {
             let mut out = Vec::new();
             for j in 0..20 {
                 let n = 1 + (t + j) % 3;
-                let batch: Vec<NewMessage> = (0..n).map(|k| msg(&format!("{t}/{j}/{k}"))).collect();
+                let batch: Vec<NewMessage> =
+                    (0..n).map(|k| msg(&concurrent_data(t, j, k))).collect();
                 let a = log.append(&r, batch, 0).await.unwrap();
                 out.push((j, n, a.first_offset));
             }
@@ -268,9 +291,110 @@ async fn concurrent_appends_are_dense_and_contiguous() {
         for k in 0..n {
             assert_eq!(
                 all[(first + k as u64) as usize].data,
-                format!("{t}/{j}/{k}")
+                concurrent_data(t, j, k)
             );
         }
+    }
+}
+
+/// Whether the log's writer is parked (no writer task).
+fn writer_parked(log: &SegmentLog, r: &LogRef) -> bool {
+    let h = log.handle(r.id).expect("the log has a handle");
+    let slot = h.slot.try_lock().expect("no append is under way");
+    matches!(*slot, super::Slot::Idle(_))
+}
+
+/// Yields until the writer task parked the writer (it does so once its
+/// queue drained, just after answering).
+async fn until_parked(log: &SegmentLog, r: &LogRef) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !log.handle(r.id).is_some_and(|h| {
+            h.slot
+                .try_lock()
+                .is_ok_and(|s| matches!(*s, super::Slot::Idle(_)))
+        }) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the writer task parks the writer once drained");
+}
+
+/// Polls an append once: it must be done.
+fn appended_at_first_poll(
+    append: impl std::future::Future<
+        Output = ams_core::storage::StoreResult<ams_core::storage::Appended>,
+    >,
+) -> ams_core::storage::Appended {
+    let mut append = std::pin::pin!(append);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match append.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(done) => done.unwrap(),
+        std::task::Poll::Pending => panic!("the append waited for something"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tier_write_commits_small_appends_without_a_task_and_parks_after_large_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path(), opts(Durability::Write, 64 << 20));
+    let r = lref();
+    // The first append creates the segment: the writer task does that.
+    assert_eq!(
+        log.append(&r, vec![msg("a")], 1)
+            .await
+            .unwrap()
+            .first_offset,
+        0
+    );
+    until_parked(&log, &r).await;
+    // Small appends commit on the spot: done at their first poll, with no
+    // task to wait for, and the writer stays parked.
+    for i in 1..=3u64 {
+        let a = appended_at_first_poll(log.append(&r, vec![msg(&format!("s{i}"))], 1));
+        assert_eq!(a.first_offset, i);
+        assert!(writer_parked(&log, &r), "append {i} started a task");
+    }
+    // A large one goes through the task (and a blocking thread), which
+    // parks the writer again.
+    let big = "y".repeat(300 << 10);
+    assert_eq!(
+        log.append(&r, vec![msg(&big)], 1)
+            .await
+            .unwrap()
+            .first_offset,
+        4
+    );
+    until_parked(&log, &r).await;
+    let after = appended_at_first_poll(log.append(&r, vec![msg("after")], 1));
+    assert_eq!(after.first_offset, 5);
+    assert!(writer_parked(&log, &r));
+    let all: Vec<String> = read_all(&log, &r)
+        .await
+        .into_iter()
+        .map(|m| m.data)
+        .collect();
+    assert_eq!(all, ["a", "s1", "s2", "s3", big.as_str(), "after"]);
+    // What was committed on the spot is on disk like the rest.
+    log.close().await;
+    drop(log);
+    let log = open(tmp.path(), opts(Durability::Write, 64 << 20));
+    assert_eq!(read_all(&log, &r).await.len(), 6);
+    assert_eq!(log.bounds(&r).await.unwrap().max, 6);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tier_fsync_keeps_its_writer_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = open(tmp.path(), opts(Durability::Fsync, 64 << 20));
+    let r = lref();
+    for i in 0..3u64 {
+        let a = log.append(&r, vec![msg("m")], 1).await.unwrap();
+        assert_eq!(a.first_offset, i);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!writer_parked(&log, &r), "the fsync tier's task stays");
     }
 }
 

@@ -12,22 +12,27 @@
 //! meanwhile queue up and form the next group. In the fsync tier the writer
 //! keeps a zero-filled runway ahead of the data, so that small appends'
 //! syncs have no file metadata to commit ([`Writer::extend_runway`]).
+//!
+//! Small groups of the write tier skip the blocking thread
+//! ([`Writer::commits_inline`]): the task commits them itself, and while no
+//! task runs an append commits itself straight through the parked writer
+//! (`SegmentLog::append`); the task parks the writer once its queue drains.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use ams_core::storage::{Appended, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use super::LogShared;
 use super::batch::{self, EncodedBatch};
 use super::index::{self, IndexEntry};
 use super::segment::{self, Segment};
+use super::{LogHandle, LogShared, Slot};
 use crate::Durability;
 
 /// Stop draining the queue into one group past this many bytes.
@@ -266,7 +271,9 @@ fn sync_fail(context: &'static str) -> impl FnOnce(io::Error) -> Failure {
 }
 
 /// The writer of one log. Owned by its task (or parked in the log's slot while
-/// no task runs); every method runs on a blocking thread.
+/// no task runs). Its methods block on file I/O: they run on a blocking
+/// thread, except a [`Writer::commits_inline`] commit (a short write to the
+/// page cache).
 pub(crate) struct Writer {
     shared: Arc<LogShared>,
     cfg: WriterConfig,
@@ -695,7 +702,20 @@ pub(crate) const RUNWAY_CHUNK: u64 = 256 << 10;
 pub(crate) const RUNWAY_GROUP_MAX: usize = 16 << 10;
 
 /// The writer task of one log.
-pub(crate) async fn run(mut writer: Box<Writer>, mut rx: mpsc::UnboundedReceiver<Command>) {
+///
+/// In tier write the task parks the writer back in the log's slot once its
+/// queue drains, so that the next small append commits without a task hop
+/// (see `SegmentLog::append`). Parking happens under the slot lock, which
+/// every sender holds while it sends: nothing can be queued after the final
+/// check. The lock is only tried: its holder is an appender about to queue
+/// or a delete/close about to send `Stop`, and waiting for either would
+/// deadlock or be pointless. In tier fsync the task stays, as starting one
+/// per group would cost more than it saves next to a sync.
+pub(crate) async fn run(
+    mut writer: Box<Writer>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    log: Weak<LogHandle>,
+) {
     let mut group: Vec<AppendReq> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut stop = None;
@@ -738,6 +758,16 @@ pub(crate) async fn run(mut writer: Box<Writer>, mut rx: mpsc::UnboundedReceiver
         }
         if let Some(tx) = stop {
             let _ = tx.send(writer);
+            return;
+        }
+        if !writer.cfg.fsync()
+            && rx.is_empty()
+            && let Some(h) = log.upgrade()
+            && let Ok(mut slot) = h.slot.try_lock()
+            && rx.is_empty()
+            && matches!(*slot, Slot::Running(_))
+        {
+            *slot = Slot::Idle(writer);
             return;
         }
     }
