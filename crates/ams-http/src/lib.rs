@@ -293,12 +293,17 @@ fn request_id(headers: &http::HeaderMap) -> String {
 /// 16 random hex digits (by hand: `format!` costs more than the rest of
 /// the id's handling).
 fn new_request_id() -> String {
+    hex_id(rand::random::<u64>())
+}
+
+/// `v` as 16 hex digits.
+fn hex_id(v: u64) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let v = rand::random::<u64>();
-    (0..16)
-        .rev()
-        .map(|i| char::from(HEX[((v >> (i * 4)) & 0xf) as usize]))
-        .collect()
+    let mut id = [0u8; 16];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
+    }
+    String::from_utf8(id.to_vec()).expect("hex digits are ASCII")
 }
 
 async fn route_request(inner: &Inner, req: Request) -> (Response, Option<Route>) {
@@ -464,4 +469,17 @@ pub fn served_routes() -> Vec<(Method, Route)> {
         .entries()
         .map(|(m, r)| (m.clone(), r))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_id_is_its_number_in_hex_digits() {
+        assert_eq!(hex_id(0x0123_4567_89ab_cdef), "0123456789abcdef");
+        assert_eq!(hex_id(0), "0000000000000000");
+        assert_eq!(hex_id(u64::MAX), "ffffffffffffffff");
+        assert_eq!(new_request_id().len(), 16);
+    }
 }
