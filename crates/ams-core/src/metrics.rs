@@ -231,9 +231,7 @@ impl Metrics {
             .get_or_create(&PushLabels { outcome })
             .inc();
     }
-}
 
-impl Metrics {
     /// Registers the counters and histograms (the scrape adds its gauges).
     fn register(&self, registry: &mut Registry) {
         registry.register(

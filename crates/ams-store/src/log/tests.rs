@@ -297,22 +297,24 @@ async fn concurrent_appends(durability: Durability, segment_bytes: u64) {
     }
 }
 
-/// Whether the log's writer is parked (no writer task).
+/// Whether the log's writer is parked (no writer task), or `None` while the
+/// log has no handle or an append holds its slot.
+fn parked(log: &SegmentLog, r: &LogRef) -> Option<bool> {
+    let h = log.handle(r.id)?;
+    let slot = h.slot.try_lock().ok()?;
+    Some(matches!(*slot, super::Slot::Idle(_)))
+}
+
+/// Whether the log's writer is parked; no append may be under way.
 fn writer_parked(log: &SegmentLog, r: &LogRef) -> bool {
-    let h = log.handle(r.id).expect("the log has a handle");
-    let slot = h.slot.try_lock().expect("no append is under way");
-    matches!(*slot, super::Slot::Idle(_))
+    parked(log, r).expect("the log has a handle and no append is under way")
 }
 
 /// Yields until the writer task parked the writer (it does so once its
 /// queue drained, just after answering).
 async fn until_parked(log: &SegmentLog, r: &LogRef) {
     tokio::time::timeout(Duration::from_secs(30), async {
-        while !log.handle(r.id).is_some_and(|h| {
-            h.slot
-                .try_lock()
-                .is_ok_and(|s| matches!(*s, super::Slot::Idle(_)))
-        }) {
+        while parked(log, r) != Some(true) {
             tokio::task::yield_now().await;
         }
     })
