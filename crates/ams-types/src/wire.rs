@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod fast;
+
 fn is_empty(s: &str) -> bool {
     s.is_empty()
 }
@@ -215,7 +217,7 @@ pub struct ModifyOffset {
 }
 
 /// One message of a `:publish` body.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishMessage {
     /// Ignored if sent (the server assigns it), but must be a string.
@@ -242,7 +244,7 @@ pub struct PublishMessage {
 /// Go-compatible rules (keys case-insensitive, last duplicate wins, `null` =
 /// absent) instead of through an intermediate `serde_json::Value`, which costs
 /// tens of times the body in memory.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Publish {
     /// The batch.
@@ -254,6 +256,9 @@ pub struct Publish {
 impl Publish {
     /// Decodes a publish body (see the type's docs).
     pub fn decode(body: &[u8]) -> Result<Self, crate::json::DecodeError> {
+        if let Some(publish) = fast::decode(body) {
+            return Ok(publish);
+        }
         serde_json::from_slice(body).map_err(|e| crate::json::DecodeError::new(e.to_string()))
     }
 }
