@@ -138,7 +138,7 @@ impl Params {
     /// The first variable (in alphabetical order of names, as the original
     /// checks them) whose value is not a valid AMS name.
     pub fn first_invalid(&self) -> Option<&'static str> {
-        // The alphabetically first of the invalid ones (names are unique).
+        // The alphabetically first of the invalid ones.
         self.0
             .iter()
             .filter(|(_, v)| !ams_types::names::is_valid_name(v))
@@ -243,8 +243,11 @@ impl Router {
         let mut n = 0;
         // Split as bytes: `str::split` costs several times more per request.
         let mut start = 0;
-        let ends = path.bytes().enumerate().filter(|&(_, b)| b == b'/');
-        for end in ends.map(|(i, _)| i).chain([path.len()]) {
+        let slashes = path
+            .bytes()
+            .enumerate()
+            .filter_map(|(i, b)| (b == b'/').then_some(i));
+        for end in slashes.chain([path.len()]) {
             // Longer than every pattern: nothing can match.
             let Some(slot) = parts.get_mut(n) else {
                 return Match::NotFound;

@@ -254,7 +254,9 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// Decodes a publish body (see the type's docs).
+    /// Decodes a publish body (see the type's docs). The shape clients send
+    /// is read by a scanner (`wire/fast.rs`) that gives the same answer
+    /// faster; anything else goes through the serde visitors.
     pub fn decode(body: &[u8]) -> Result<Self, crate::json::DecodeError> {
         if let Some(publish) = fast::decode(body) {
             return Ok(publish);

@@ -179,10 +179,11 @@ mod tests {
             first % n
         }
 
-        /// A choice that is 0 in a plain body and otherwise 0 four times
-        /// out of five.
+        /// A choice that is 0 in a plain body, and otherwise 0 about 19
+        /// times in 20 (so that a body is rarely odd in more than one place,
+        /// and the scanner still reads many of them).
         fn odd(&mut self, n: u8) -> u8 {
-            if self.plain || self.pick(5) != 0 {
+            if self.plain || self.pick(20) != 0 {
                 0
             } else {
                 self.pick(n)
@@ -220,18 +221,29 @@ mod tests {
                 let c = if self.pick(3) != 0 {
                     let alphabet = b"ABCxyz019+/=";
                     (alphabet[self.pick(alphabet.len() as u8) as usize] as char).to_string()
-                } else if self.plain {
-                    ["é", "日本", "'", "/", "\u{7f}", " "][self.pick(6) as usize].to_owned()
                 } else {
-                    let odd = [
-                        "é", "\\n", "\\\"", "\\\\", "\\u00e9", "\\ud800", "\u{1}", "\n",
-                    ];
-                    odd[self.pick(odd.len() as u8) as usize].to_owned()
+                    ["é", "日本", "'", "/", "\u{7f}", " ", "\u{10ffff}"][self.pick(7) as usize]
+                        .to_owned()
                 };
                 self.put(&c);
             }
-            if !self.plain && self.pick(20) == 0 {
-                self.out.push(0xff);
+            match self.odd(3) {
+                0 => {}
+                1 => {
+                    let odd = [
+                        "\\n", "\\\"", "\\\\", "\\u00e9", "\\ud800", "\u{1}", "\u{1f}", "\n",
+                    ];
+                    let i = self.pick(odd.len() as u8) as usize;
+                    self.put(odd[i]);
+                }
+                _ => {
+                    // Invalid UTF-8: a lone continuation byte, an overlong
+                    // `/`, a surrogate, a truncated sequence or 0xff.
+                    let bad: [&[u8]; 5] =
+                        [b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe6\x97", b"\xff"];
+                    let i = self.pick(5) as usize;
+                    self.out.extend_from_slice(bad[i]);
+                }
             }
             self.put("\"");
         }
@@ -270,12 +282,13 @@ mod tests {
                 self.put("null");
                 return;
             }
-            self.members(5, |b| match b.pick(4) {
-                0 => {
+            // Data and attributes twice as often as the ignored fields.
+            self.members(6, |b| match b.pick(6) {
+                0 | 1 => {
                     b.key("data");
                     b.string_value();
                 }
-                1 => {
+                2 | 3 => {
                     b.key("attributes");
                     match b.odd(4) {
                         0 => b.members(4, |b| {
@@ -288,7 +301,7 @@ mod tests {
                         _ => b.put("[]"),
                     }
                 }
-                2 => {
+                4 => {
                     b.key("messageId");
                     b.string_value();
                 }
@@ -311,7 +324,7 @@ mod tests {
                     0 => {
                         b.space();
                         b.put("[");
-                        for i in 0..b.pick(4) {
+                        for i in 0..b.pick(5) {
                             if i > 0 {
                                 b.space();
                                 b.put(",");
@@ -333,44 +346,90 @@ mod tests {
         }
     }
 
+    /// Whether the scanner's answer, if any, is the full decoder's.
+    fn agrees(body: &[u8]) -> Result<Option<Publish>, String> {
+        let Some(fast) = decode(body) else {
+            return Ok(None);
+        };
+        match full(body) {
+            Ok(full) if full == fast => Ok(Some(fast)),
+            other => Err(format!(
+                "{}: scanner {fast:?}, full decoder {other:?}",
+                String::from_utf8_lossy(body)
+            )),
+        }
+    }
+
+    /// `body` with one byte replaced, dropped or added at `at`.
+    fn edit(mut body: Vec<u8>, (at, how, byte): (usize, u8, u8)) -> Vec<u8> {
+        let at = at % (body.len() + 1);
+        match how {
+            0 if at < body.len() => body[at] = byte,
+            1 if at < body.len() => {
+                body.remove(at);
+            }
+            _ => body.insert(at, byte),
+        }
+        body
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// Whenever the scanner answers, the full decoder answers the same;
-        /// also for bodies with one byte changed, dropped or added.
+        /// Whenever the scanner answers, the full decoder answers the same:
+        /// for bodies near the shape, and for bodies in it with a byte
+        /// changed, dropped or added.
         #[test]
         fn answers_only_what_the_full_decoder_answers(
-            tape in proptest::collection::vec(any::<u8>(), 0..200),
-            edit in (0usize..400, 0u8..3, any::<u8>()),
+            tape in proptest::collection::vec(any::<u8>(), 0..600),
+            edits in proptest::collection::vec((0usize..400, 0u8..3, any::<u8>()), 1..3),
         ) {
-            let mut body = Body::build(&tape, false);
-            let (at, how, byte) = edit;
-            if !body.is_empty() && how < 3 {
-                let at = at % body.len();
-                match how {
-                    0 => body[at] = byte,
-                    1 => { body.remove(at); }
-                    _ => body.insert(at, byte),
-                }
-            }
-            for b in [Body::build(&tape, false), body] {
-                if let Some(fast) = decode(&b) {
-                    let full = full(&b);
-                    prop_assert!(full.is_ok(), "{}: {full:?}", String::from_utf8_lossy(&b));
-                    prop_assert_eq!(fast, full.unwrap());
-                }
-            }
+            let near = Body::build(&tape, false);
+            prop_assert_eq!(agrees(&near).err(), None);
+            let edited = edits.into_iter().fold(Body::build(&tape, true), edit);
+            prop_assert_eq!(agrees(&edited).err(), None);
         }
 
         /// The plain shape is always read by the scanner, never left to the
         /// full decoder.
         #[test]
-        fn reads_every_plain_body(tape in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn reads_every_plain_body(tape in proptest::collection::vec(any::<u8>(), 0..600)) {
             let body = Body::build(&tape, true);
-            let fast = decode(&body);
-            prop_assert!(fast.is_some(), "{}", String::from_utf8_lossy(&body));
-            prop_assert_eq!(fast.unwrap(), full(&body).unwrap());
+            let fast = agrees(&body);
+            prop_assert!(matches!(fast, Ok(Some(_))), "{}: {fast:?}", String::from_utf8_lossy(&body));
         }
+    }
+
+    /// The comparison above is only as good as the bodies the scanner
+    /// accepts: over a fixed set of tapes, many accepted bodies must carry
+    /// data and attributes, from both generators.
+    #[test]
+    fn the_comparison_sees_real_bodies() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            // xorshift64: a fixed, dependency-free sequence.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut near, mut edited) = (0, 0);
+        for _ in 0..5000 {
+            let tape: Vec<u8> = (0..600).map(|_| next() as u8).collect();
+            let one = (next() as usize % 400, (next() % 3) as u8, next() as u8);
+            // Accepted with a message that has data and attributes.
+            let rich = |p: &Publish| {
+                p.messages.iter().any(|m| {
+                    !m.data.is_empty() && m.attributes.as_ref().is_some_and(|a| !a.is_empty())
+                })
+            };
+            let body = Body::build(&tape, false);
+            near += usize::from(agrees(&body).unwrap().is_some_and(|p| rich(&p)));
+            let body = edit(Body::build(&tape, true), one);
+            edited += usize::from(agrees(&body).unwrap().is_some_and(|p| rich(&p)));
+        }
+        // About 240 of each with this sequence (it is fixed: the counts are too).
+        assert!(near >= 200 && edited >= 200, "near {near}, edited {edited}");
     }
 
     #[test]
@@ -400,6 +459,9 @@ mod tests {
             br#"{"messages":[{"data":"a"}]} x"#,
             br#"{"messages":[{"data":"a"},]}"#,
             b"{\"messages\":[{\"data\":\"a\x01\"}]}",
+            b"{\"messages\":[{\"data\":\"a\x1f\"}]}",
+            b"\x0c{\"messages\":[]}",
+            b"\xef\xbb\xbf{\"messages\":[]}",
             b"{\"messages\":[{\"data\":\"\xff\"}]}",
             br#"{"messages":[{"data":"a"}"#,
             b"null",
