@@ -191,38 +191,38 @@ impl Metrics {
 
     /// Messages stored by a publish.
     pub(crate) fn published(&self, project: &str, topic: &str, messages: u64, bytes: u64) {
-        let make = || {
-            let labels = TopicLabels {
-                project: project.to_owned(),
-                topic: topic.to_owned(),
-            };
-            let handles = (
-                self.published_messages.get_or_create(&labels).clone(),
-                self.published_bytes.get_or_create(&labels).clone(),
-            );
-            ((labels.project, labels.topic), handles)
+        let labels = || TopicLabels {
+            project: project.to_owned(),
+            topic: topic.to_owned(),
         };
-        self.published_handles
-            .with(&NamePair(project, topic), make, |v| add(v, messages, bytes));
+        let families = (&self.published_messages, &self.published_bytes);
+        let key = NamePair(project, topic);
+        add_volume(
+            &self.published_handles,
+            families,
+            key,
+            labels,
+            messages,
+            bytes,
+        );
     }
 
     /// Messages handed out by a pull (redeliveries included).
     pub(crate) fn consumed(&self, project: &str, subscription: &str, messages: u64, bytes: u64) {
-        let make = || {
-            let labels = SubscriptionLabels {
-                project: project.to_owned(),
-                subscription: subscription.to_owned(),
-            };
-            let handles = (
-                self.consumed_messages.get_or_create(&labels).clone(),
-                self.consumed_bytes.get_or_create(&labels).clone(),
-            );
-            ((labels.project, labels.subscription), handles)
+        let labels = || SubscriptionLabels {
+            project: project.to_owned(),
+            subscription: subscription.to_owned(),
         };
-        self.consumed_handles
-            .with(&NamePair(project, subscription), make, |v| {
-                add(v, messages, bytes)
-            });
+        let families = (&self.consumed_messages, &self.consumed_bytes);
+        let key = NamePair(project, subscription);
+        add_volume(
+            &self.consumed_handles,
+            families,
+            key,
+            labels,
+            messages,
+            bytes,
+        );
     }
 
     /// One push delivery attempt's outcome.
@@ -277,9 +277,29 @@ impl Metrics {
     }
 }
 
-fn add((count, size): &Volume, messages: u64, bytes: u64) {
-    count.inc_by(messages);
-    size.inc_by(bytes);
+/// Adds a publish's or a pull's messages and bytes to the two counters of
+/// `key` (a project and a topic or subscription), whose families' entries
+/// are made from `labels` on first use.
+fn add_volume<L: Clone + Hash + Eq>(
+    handles: &Handles<(String, String), Volume>,
+    (messages_family, bytes_family): (&Family<L, Counter>, &Family<L, Counter>),
+    key: NamePair<'_>,
+    labels: impl FnOnce() -> L,
+    messages: u64,
+    bytes: u64,
+) {
+    let make = || {
+        let labels = labels();
+        let counters = (
+            messages_family.get_or_create(&labels).clone(),
+            bytes_family.get_or_create(&labels).clone(),
+        );
+        ((key.0.to_owned(), key.1.to_owned()), counters)
+    };
+    handles.with(&key, make, |(count, size)| {
+        count.inc_by(messages);
+        size.inc_by(bytes);
+    });
 }
 
 impl Ams {
@@ -356,8 +376,11 @@ mod tests {
         text
     }
 
-    fn has(text: &str, line: &str) {
-        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    /// Asserts that each of `lines` is a line of `text`.
+    fn has(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(text.lines().any(|l| l == *line), "no `{line}` in:\n{text}");
+        }
     }
 
     #[test]
@@ -373,35 +396,16 @@ mod tests {
         let text = text(&m);
         has(
             &text,
-            r#"ams_published_messages_total{project="p",topic="t"} 6"#,
-        );
-        has(
-            &text,
-            r#"ams_published_bytes_total{project="p",topic="t"} 30"#,
-        );
-        has(
-            &text,
-            r#"ams_consumed_messages_total{project="p",subscription="s"} 3"#,
-        );
-        has(
-            &text,
-            r#"ams_consumed_bytes_total{project="p",subscription="s"} 15"#,
-        );
-        has(
-            &text,
-            r#"ams_http_requests_total{route="topics:publish",method="POST",status="200"} 3"#,
-        );
-        has(
-            &text,
-            r#"ams_http_requests_total{route="topics:publish",method="POST",status="404"} 1"#,
-        );
-        has(
-            &text,
-            r#"ams_http_request_duration_seconds_count{route="topics:publish"} 4"#,
-        );
-        has(
-            &text,
-            r#"ams_http_request_duration_seconds_count{route="topics:get"} 1"#,
+            &[
+                r#"ams_published_messages_total{project="p",topic="t"} 6"#,
+                r#"ams_published_bytes_total{project="p",topic="t"} 30"#,
+                r#"ams_consumed_messages_total{project="p",subscription="s"} 3"#,
+                r#"ams_consumed_bytes_total{project="p",subscription="s"} 15"#,
+                r#"ams_http_requests_total{route="topics:publish",method="POST",status="200"} 3"#,
+                r#"ams_http_requests_total{route="topics:publish",method="POST",status="404"} 1"#,
+                r#"ams_http_request_duration_seconds_count{route="topics:publish"} 4"#,
+                r#"ams_http_request_duration_seconds_count{route="topics:get"} 1"#,
+            ],
         );
     }
 
@@ -414,11 +418,10 @@ mod tests {
         let text = text(&m);
         has(
             &text,
-            r#"ams_published_messages_total{project="ab",topic="c"} 5"#,
-        );
-        has(
-            &text,
-            r#"ams_published_messages_total{project="a",topic="bc"} 2"#,
+            &[
+                r#"ams_published_messages_total{project="ab",topic="c"} 5"#,
+                r#"ams_published_messages_total{project="a",topic="bc"} 2"#,
+            ],
         );
     }
 
